@@ -1,0 +1,44 @@
+//! The `vapora` binary: parse arguments, then run the daemon or a client command.
+
+use clap::Parser;
+use vapora::client::cli::{Cli, Command};
+use vapora::client::exit;
+use vapora::daemon::{self, DaemonOptions};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Daemon(ref args) => {
+            init_logging();
+            let (socket, default_socket) = match &cli.socket {
+                Some(path) => (path.clone(), false),
+                None => (vapora::paths::default_socket_path(), true),
+            };
+            let options = DaemonOptions {
+                socket,
+                default_socket,
+                max_frame: args.max_frame,
+            };
+            match daemon::run(options) {
+                Ok(()) => exit::OK,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    eprintln!("vapora daemon: {error:#}");
+                    exit::FAILURE
+                }
+            }
+        }
+        _ => vapora::client::run(cli),
+    };
+    std::process::exit(code);
+}
+
+/// Logs to stderr; `VAPORA_LOG` (e.g. `debug`, `vapora=trace`) sets the level, default info.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAPORA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,119 @@
+//! Starting a daemon in the background when none answers.
+//!
+//! The daemon runs in its own session with stdin closed and its log appended to a file
+//! beside the socket. It reports readiness through a pipe (the `VAPORA_READY_FD`
+//! protocol): the client blocks on that pipe, with a deadline, instead of polling the
+//! socket. End of file on the pipe means the daemon exited before it was ready.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::daemon::READY_FD_ENV;
+
+/// How long the client waits for a daemon it started.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The descriptor the daemon finds the ready pipe on.
+const CHILD_READY_FD: RawFd = 3;
+
+/// Where an autostarted daemon logs: beside its socket.
+pub fn log_path(socket: &Path) -> PathBuf {
+    socket.with_extension("log")
+}
+
+/// Starts `vapora daemon --socket SOCKET` in the background and waits until it accepts
+/// connections.
+pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
+    crate::paths::prepare_socket_dir(socket, default_socket).map_err(|e| e.to_string())?;
+    let log_path = log_path(socket);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open the daemon log {}: {e}", log_path.display()))?;
+    let log_err = log.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the vapora binary: {e}"))?;
+    let (ready_read, ready_write) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+
+    let mut command = Command::new(exe);
+    command
+        .arg("daemon")
+        .arg("--socket")
+        .arg(socket)
+        .env(READY_FD_ENV, CHILD_READY_FD.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    let write_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_write);
+    // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::setsid();
+            if write_fd == CHILD_READY_FD {
+                // dup2 onto itself would keep close-on-exec set.
+                let flags = libc::fcntl(write_fd, libc::F_GETFD);
+                libc::fcntl(write_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(write_fd, CHILD_READY_FD) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    drop(ready_write);
+
+    let outcome = wait_readable(&ready_read, READY_TIMEOUT);
+    let mut pipe = File::from(ready_read);
+    let mut line = String::new();
+    let ready = outcome && pipe.read_to_string(&mut line).is_ok() && line.starts_with("ready");
+    if ready {
+        return Ok(());
+    }
+    let status = child.try_wait().ok().flatten();
+    Err(match status {
+        Some(status) => format!(
+            "the daemon exited ({status}) before it was ready; see {}",
+            log_path.display()
+        ),
+        None => format!(
+            "the daemon did not become ready within {READY_TIMEOUT:?}; see {}",
+            log_path.display()
+        ),
+    })
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Blocks until `fd` is readable (data or end of file) or `timeout` passes.
+fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut poll_fd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut poll_fd, 1, left.as_millis() as i32) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return n > 0;
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Command-line definitions (clap derive). Also used to generate shell completions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::protocol::{AgentStatus, TaskStatus};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vapora",
+    version,
+    about = "A local task queue: a daemon that owns tasks and agents, and this client to drive it",
+    after_help = "Exit codes: 0 ok, 1 error from the daemon or a failed/cancelled wait, 2 usage, \
+                  3 daemon unreachable, 4 not found, 5 nothing to claim or timed out."
+)]
+pub struct Cli {
+    /// Path of the daemon's Unix socket.
+    #[arg(long, global = true, env = "VAPORA_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print results as one JSON document.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only the essentials (ids), no messages.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Do not start a daemon when none answers.
+    #[arg(long, global = true, env = "VAPORA_NO_AUTOSTART")]
+    pub no_autostart: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground.
+    Daemon(DaemonArgs),
+    /// Add, inspect, claim and finish tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Register and manage agents (workers).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Check that the daemon answers; print its version, pid, uptime and socket.
+    Ping,
+    /// Stop the daemon gracefully.
+    Shutdown,
+    /// Print daemon metrics.
+    Metrics(MetricsArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Largest frame accepted, in bytes (at most the 16 MiB default).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::codec::DEFAULT_MAX_FRAME,
+          value_parser = parse_max_frame)]
+    pub max_frame: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Add a task and print its id; with --stdin, one task per input line.
+    Add(AddArgs),
+    /// List tasks (in id order).
+    List(ListArgs),
+    /// Show one task.
+    Show {
+        id: u64,
+        /// Print the raw payload only (for `sh -c "$(vapora task show ID --payload)"`).
+        #[arg(long)]
+        payload: bool,
+    },
+    /// Claim the best task an agent may take.
+    Claim(ClaimArgs),
+    /// Mark a running task done.
+    Done {
+        id: u64,
+        #[arg(long, value_name = "TEXT")]
+        result: Option<String>,
+    },
+    /// Mark a running task failed; it is queued again while attempts are left.
+    Fail {
+        id: u64,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Fail for good, even with attempts left.
+        #[arg(long)]
+        no_retry: bool,
+    },
+    /// Cancel a queued or running task.
+    Cancel { id: u64 },
+    /// Put a failed or cancelled task back in the queue (attempts start over).
+    Retry { id: u64 },
+    /// Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout.
+    Wait {
+        #[arg(required = true)]
+        ids: Vec<u64>,
+        /// Give up after this long (e.g. 500ms, 30s, 5m).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The task's title (omit with --stdin).
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    pub title: Option<String>,
+    /// Opaque data for the worker (a command, JSON, a path...).
+    #[arg(long, value_name = "TEXT")]
+    pub payload: Option<String>,
+    /// Higher runs first.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
+    pub priority: i32,
+    #[arg(long, value_name = "NAME", default_value = crate::protocol::types::DEFAULT_QUEUE)]
+    pub queue: String,
+    /// A capability the claiming agent must have (repeatable).
+    #[arg(long = "require", value_name = "CAP")]
+    pub requires: Vec<String>,
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::types::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+    /// Read tasks from standard input, one per line (the line is the title).
+    #[arg(long)]
+    pub stdin: bool,
+    /// With --stdin: each line is a JSON object with title, payload, priority, queue,
+    /// requires, max_attempts (missing fields take the flags' values).
+    #[arg(long, requires = "stdin")]
+    pub jsonl: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only tasks with this status (repeatable).
+    #[arg(long, value_name = "STATUS", value_parser = parse_task_status)]
+    pub status: Vec<TaskStatus>,
+    #[arg(long, value_name = "NAME")]
+    pub queue: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// At most this many tasks.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+    /// Only from this queue (repeatable; default: any queue).
+    #[arg(long, value_name = "NAME")]
+    pub queue: Vec<String>,
+    /// Wait this long for a task to arrive (e.g. 30s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent, or update its capabilities and limit.
+    Register {
+        name: String,
+        /// A capability it has (repeatable).
+        #[arg(long = "capability", value_name = "CAP")]
+        capabilities: Vec<String>,
+        /// How many tasks it may run at once.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        max_tasks: u32,
+    },
+    /// List agents.
+    List {
+        #[arg(long, value_name = "STATUS", value_parser = parse_agent_status)]
+        status: Vec<AgentStatus>,
+    },
+    /// Show one agent.
+    Show { name: String },
+    /// Set an agent's status; idle or busy resume it, paused stops claims, offline also
+    /// requeues its tasks.
+    Status {
+        name: String,
+        #[arg(value_parser = parse_agent_status)]
+        status: AgentStatus,
+    },
+    /// Record that an agent is alive.
+    Heartbeat { name: String },
+    /// Remove an agent; its running tasks go back to the queue.
+    Remove { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricsFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[arg(long, value_enum, default_value_t = MetricsFormat::Text)]
+    pub format: MetricsFormat,
+}
+
+/// Parses durations like `500ms`, `5s`, `2m`, `1h`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration '{text}' ({e}); use e.g. 500ms, 5s, 2m, 1h"))
+}
+
+fn parse_max_frame(text: &str) -> Result<usize, String> {
+    let max = crate::protocol::codec::DEFAULT_MAX_FRAME;
+    match text.parse::<usize>() {
+        Ok(n) if (1024..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of bytes from 1024 to {max}")),
+    }
+}
+
+fn parse_task_status(text: &str) -> Result<TaskStatus, String> {
+    text.parse()
+}
+
+fn parse_agent_status(text: &str) -> Result<AgentStatus, String> {
+    text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! `vapora metrics`: the daemon's snapshot as text, JSON or Prometheus exposition format.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::client::cli::MetricsFormat;
+use crate::client::exit::{CliError, OK};
+use crate::client::{Session, output, unexpected};
+use crate::protocol::{MetricsSnapshot, Request, Response};
+
+pub fn run(session: &mut Session, format: MetricsFormat) -> Result<i32, CliError> {
+    let snapshot = match session.call(Request::Metrics)? {
+        Response::Metrics(snapshot) => snapshot,
+        other => return Err(unexpected(other)),
+    };
+    let format = if session.json {
+        MetricsFormat::Json
+    } else {
+        format
+    };
+    match format {
+        MetricsFormat::Json => output::json(&to_json(&snapshot))?,
+        MetricsFormat::Text => print!("{}", to_text(&snapshot)),
+        MetricsFormat::Prometheus => print!("{}", to_prometheus(&snapshot)),
+    }
+    Ok(OK)
+}
+
+fn to_json(m: &MetricsSnapshot) -> serde_json::Value {
+    json!({
+        "uptime_ms": m.uptime_ms,
+        "tasks": m.tasks.iter().map(|(queue, status, count)| json!({
+            "queue": queue, "status": status.as_str(), "count": count,
+        })).collect::<Vec<_>>(),
+        "agents": m.agents.iter().map(|(status, count)| json!({
+            "status": status.as_str(), "count": count,
+        })).collect::<Vec<_>>(),
+        "counters": {
+            "enqueued": m.counters.enqueued,
+            "claimed": m.counters.claimed,
+            "done": m.counters.done,
+            "failed": m.counters.failed,
+            "requeued": m.counters.requeued,
+            "cancelled": m.counters.cancelled,
+        },
+        "latency_buckets_us": m.latency_buckets_us,
+        "requests": m.requests.iter().filter(|r| r.count > 0).map(|r| json!({
+            "kind": r.kind,
+            "count": r.count,
+            "errors": r.errors,
+            "latency_sum_us": r.latency_sum_us,
+            "latency_cumulative": r.latency_cumulative,
+        })).collect::<Vec<_>>(),
+        "connections_open": m.connections_open,
+        "connections_total": m.connections_total,
+    })
+}
+
+fn to_text(m: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let c = &m.counters;
+    let _ = writeln!(out, "uptime: {}s", m.uptime_ms / 1000);
+    let _ = writeln!(
+        out,
+        "connections: {} open, {} total",
+        m.connections_open, m.connections_total
+    );
+    let _ = writeln!(out, "tasks:");
+    if m.tasks.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for (queue, status, count) in &m.tasks {
+        let _ = writeln!(out, "  {queue:<20} {:<10} {count}", status.as_str());
+    }
+    let _ = writeln!(out, "agents:");
+    for (status, count) in &m.agents {
+        let _ = writeln!(out, "  {:<10} {count}", status.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "counters: enqueued {} claimed {} done {} failed {} requeued {} cancelled {}",
+        c.enqueued, c.claimed, c.done, c.failed, c.requeued, c.cancelled
+    );
+    let _ = writeln!(out, "requests:");
+    for r in m.requests.iter().filter(|r| r.count > 0) {
+        let mean = r.latency_sum_us as f64 / r.count as f64;
+        let p50 = quantile_us(m, &r.latency_cumulative, 0.5);
+        let p99 = quantile_us(m, &r.latency_cumulative, 0.99);
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>8} calls {:>6} errors  mean {mean:.0}us  p50 <= {p50}  p99 <= {p99}",
+            r.kind, r.count, r.errors
+        );
+    }
+    out
+}
+
+/// The bucket bound below which a fraction `q` of calls fell.
+fn quantile_us(m: &MetricsSnapshot, cumulative: &[u64], q: f64) -> String {
+    let total = cumulative.last().copied().unwrap_or(0);
+    let wanted = (total as f64 * q).ceil() as u64;
+    let index = cumulative.iter().position(|&n| n >= wanted).unwrap_or(0);
+    match m.latency_buckets_us.get(index) {
+        Some(us) if *us >= 1000 => format!("{}ms", us / 1000),
+        Some(us) => format!("{us}us"),
+        None => "+Inf".into(),
+    }
+}
+
+/// The exposition format (checked with `promtool check metrics` in the tests).
+fn to_prometheus(m: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+    };
+    header(
+        &mut out,
+        "vapora_tasks",
+        "gauge",
+        "Tasks by queue and status.",
+    );
+    for (queue, status, count) in &m.tasks {
+        let _ = writeln!(
+            out,
+            "vapora_tasks{{queue=\"{queue}\",status=\"{}\"}} {count}",
+            status.as_str()
+        );
+    }
+    header(&mut out, "vapora_agents", "gauge", "Agents by status.");
+    for (status, count) in &m.agents {
+        let _ = writeln!(
+            out,
+            "vapora_agents{{status=\"{}\"}} {count}",
+            status.as_str()
+        );
+    }
+    let c = &m.counters;
+    for (name, help, value) in [
+        ("vapora_tasks_enqueued_total", "Tasks added.", c.enqueued),
+        (
+            "vapora_tasks_claimed_total",
+            "Tasks claimed by agents.",
+            c.claimed,
+        ),
+        ("vapora_tasks_done_total", "Tasks completed.", c.done),
+        (
+            "vapora_tasks_failed_total",
+            "Task failures, retried or final.",
+            c.failed,
+        ),
+        (
+            "vapora_tasks_requeued_total",
+            "Tasks put back in the queue.",
+            c.requeued,
+        ),
+        (
+            "vapora_tasks_cancelled_total",
+            "Tasks cancelled.",
+            c.cancelled,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    header(
+        &mut out,
+        "vapora_request_duration_seconds",
+        "histogram",
+        "Time to answer a request, by request kind.",
+    );
+    for r in &m.requests {
+        for (bound, count) in m.latency_buckets_us.iter().zip(&r.latency_cumulative) {
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "vapora_request_duration_seconds_bucket{{kind=\"{}\",le=\"{le}\"}} {count}",
+                r.kind
+            );
+        }
+        let _ = writeln!(
+            out,
+            "vapora_request_duration_seconds_bucket{{kind=\"{}\",le=\"+Inf\"}} {}",
+            r.kind, r.count
+        );
+        let _ = writeln!(
+            out,
+            "vapora_request_duration_seconds_sum{{kind=\"{}\"}} {}",
+            r.kind,
+            r.latency_sum_us as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "vapora_request_duration_seconds_count{{kind=\"{}\"}} {}",
+            r.kind, r.count
+        );
+    }
+    header(
+        &mut out,
+        "vapora_request_errors_total",
+        "counter",
+        "Requests answered with an error, by request kind.",
+    );
+    for r in &m.requests {
+        let _ = writeln!(
+            out,
+            "vapora_request_errors_total{{kind=\"{}\"}} {}",
+            r.kind, r.errors
+        );
+    }
+    header(
+        &mut out,
+        "vapora_connections",
+        "gauge",
+        "Open client connections.",
+    );
+    let _ = writeln!(out, "vapora_connections {}", m.connections_open);
+    header(
+        &mut out,
+        "vapora_connections_total",
+        "counter",
+        "Client connections accepted.",
+    );
+    let _ = writeln!(out, "vapora_connections_total {}", m.connections_total);
+    header(
+        &mut out,
+        "vapora_uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
+    let _ = writeln!(out, "vapora_uptime_seconds {}", m.uptime_ms as f64 / 1000.0);
+    out
+}

@@ -1,0 +1,6 @@
+//! One file per command group.
+
+pub mod agent;
+pub mod daemon;
+pub mod metrics;
+pub mod task;

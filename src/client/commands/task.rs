@@ -1,0 +1,334 @@
+//! `vapora task ...`
+
+use std::io::{self, BufRead, Write};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::cli::{AddArgs, ClaimArgs, ListArgs, TaskCommand};
+use crate::client::exit::{CliError, EMPTY, FAILURE, OK};
+use crate::client::{Session, output, unexpected};
+use crate::protocol::limits::MAX_BATCH;
+use crate::protocol::{NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus};
+
+/// Tasks per request when adding from stdin.
+const STDIN_BATCH: usize = 1000;
+const _: () = assert!(STDIN_BATCH <= MAX_BATCH);
+
+pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError> {
+    match command {
+        TaskCommand::Add(args) if args.stdin => add_stdin(session, args),
+        TaskCommand::Add(args) => add(session, args),
+        TaskCommand::List(args) => list(session, args),
+        TaskCommand::Show { id, payload } => show(session, id, payload),
+        TaskCommand::Claim(args) => claim(session, args),
+        TaskCommand::Done { id, result } => {
+            let task = expect_task(session.call(Request::Complete { id, result })?)?;
+            report(session, &task, &format!("task {id} done"))
+        }
+        TaskCommand::Fail {
+            id,
+            reason,
+            no_retry,
+        } => {
+            let task = expect_task(session.call(Request::Fail {
+                id,
+                reason,
+                retry: !no_retry,
+            })?)?;
+            let message = if task.status == TaskStatus::Queued {
+                format!(
+                    "task {id} failed; queued again ({} of {} attempts used)",
+                    task.attempts, task.max_attempts
+                )
+            } else {
+                format!("task {id} failed")
+            };
+            report(session, &task, &message)
+        }
+        TaskCommand::Cancel { id } => {
+            let task = expect_task(session.call(Request::Cancel { id })?)?;
+            report(session, &task, &format!("task {id} cancelled"))
+        }
+        TaskCommand::Retry { id } => {
+            let task = expect_task(session.call(Request::Retry { id })?)?;
+            report(session, &task, &format!("task {id} queued again"))
+        }
+        TaskCommand::Wait { ids, timeout } => wait(session, ids, timeout),
+    }
+}
+
+fn expect_task(response: Response) -> Result<Task, CliError> {
+    match response {
+        Response::Task(task) => Ok(task),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// After a state change: the task as JSON, or a note on stderr.
+fn report(session: &Session, task: &Task, message: &str) -> Result<i32, CliError> {
+    if session.json {
+        output::task_json(task)?;
+    } else {
+        output::note(session.quiet, message);
+    }
+    Ok(OK)
+}
+
+fn new_task(args: &AddArgs, title: String) -> NewTask {
+    NewTask {
+        title,
+        payload: args.payload.clone().unwrap_or_default(),
+        priority: args.priority,
+        queue: args.queue.clone(),
+        requires: args.requires.clone(),
+        max_attempts: args.max_attempts,
+    }
+}
+
+fn add(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
+    let mut task = new_task(&args, args.title.clone().unwrap_or_default());
+    task.validate().map_err(CliError::usage)?;
+    let ids = expect_added(session.call(Request::AddTasks { tasks: vec![task] })?)?;
+    let id = *ids
+        .first()
+        .ok_or_else(|| CliError::new(FAILURE, "the daemon returned no id"))?;
+    if session.json {
+        output::json(&json!({ "id": id }))?;
+    } else {
+        println!("{id}");
+    }
+    Ok(OK)
+}
+
+fn expect_added(response: Response) -> Result<Vec<TaskId>, CliError> {
+    match response {
+        Response::Added(ids) => Ok(ids),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A `--jsonl` line. Missing fields take the values of the command-line flags.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonTask {
+    title: String,
+    payload: Option<String>,
+    priority: Option<i32>,
+    queue: Option<String>,
+    requires: Option<Vec<String>>,
+    max_attempts: Option<u32>,
+}
+
+/// Parses one input line into a validated task.
+fn parse_line(args: &AddArgs, line: &str) -> Result<NewTask, String> {
+    let mut task = if args.jsonl {
+        let fields: JsonTask =
+            serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        let mut task = new_task(args, fields.title);
+        if let Some(payload) = fields.payload {
+            task.payload = payload;
+        }
+        if let Some(priority) = fields.priority {
+            task.priority = priority;
+        }
+        if let Some(queue) = fields.queue {
+            task.queue = queue;
+        }
+        if let Some(requires) = fields.requires {
+            task.requires = requires;
+        }
+        if let Some(max_attempts) = fields.max_attempts {
+            task.max_attempts = max_attempts;
+        }
+        task
+    } else {
+        new_task(args, line.to_string())
+    };
+    task.validate()?;
+    Ok(task)
+}
+
+/// Adds one task per line of stdin. Every line is checked before anything is sent: if any
+/// line is bad, each bad line is reported with its number and nothing is added. Then the
+/// tasks go out in pipelined batches on one connection; ids print in input order.
+fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
+    let mut tasks = Vec::new();
+    let mut bad_lines = 0usize;
+    for (index, line) in io::stdin().lock().lines().enumerate() {
+        let number = index + 1;
+        let line = line.map_err(|e| CliError::usage(format!("line {number}: cannot read: {e}")))?;
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if args.jsonl && line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(&args, line) {
+            Ok(task) => tasks.push(task),
+            Err(message) => {
+                bad_lines += 1;
+                eprintln!("vapora: line {number}: {message}");
+            }
+        }
+    }
+    if bad_lines > 0 {
+        return Err(CliError::usage(format!(
+            "{bad_lines} bad line(s) in the input; no tasks were added"
+        )));
+    }
+    if tasks.is_empty() {
+        if session.json {
+            output::json(&json!([]))?;
+        }
+        return Ok(OK);
+    }
+    let requests: Vec<Request> = tasks
+        .chunks(STDIN_BATCH)
+        .map(|chunk| Request::AddTasks {
+            tasks: chunk.to_vec(),
+        })
+        .collect();
+    drop(tasks);
+    let answers = session.client()?.call_many(&requests)?;
+    let mut ids = Vec::new();
+    let mut failure = None;
+    for (batch, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok(Response::Added(batch_ids)) => ids.extend(batch_ids),
+            Ok(other) => return Err(unexpected(other)),
+            Err(error) => {
+                failure = Some((batch * STDIN_BATCH, error));
+                break;
+            }
+        }
+    }
+    if session.json {
+        output::json(&ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>())?;
+    } else {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        for id in &ids {
+            writeln!(out, "{id}")?;
+        }
+        out.flush()?;
+    }
+    match failure {
+        None => Ok(OK),
+        Some((first_line, error)) => {
+            let mut cli_error = CliError::from(error);
+            cli_error.message = format!(
+                "{}; tasks from input task {} on were not added ({} added)",
+                cli_error.message,
+                first_line + 1,
+                ids.len()
+            );
+            Err(cli_error)
+        }
+    }
+}
+
+fn list(session: &mut Session, args: ListArgs) -> Result<i32, CliError> {
+    let filter = TaskFilter {
+        statuses: args.status,
+        queue: args.queue,
+        agent: args.agent,
+        limit: args.limit,
+    };
+    let tasks = match session.call(Request::ListTasks(filter))? {
+        Response::Tasks(tasks) => tasks,
+        other => return Err(unexpected(other)),
+    };
+    if session.json {
+        output::tasks_json(&tasks)?;
+    } else if session.quiet {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        for task in &tasks {
+            writeln!(out, "{}", task.id)?;
+        }
+        out.flush()?;
+    } else {
+        output::task_table(&tasks)?;
+    }
+    Ok(OK)
+}
+
+fn show(session: &mut Session, id: TaskId, payload_only: bool) -> Result<i32, CliError> {
+    let task = expect_task(session.call(Request::GetTask { id })?)?;
+    if payload_only {
+        let mut out = io::stdout().lock();
+        out.write_all(task.payload.as_bytes())?;
+        out.flush()?;
+    } else if session.json {
+        output::task_json(&task)?;
+    } else {
+        output::task_details(&task)?;
+    }
+    Ok(OK)
+}
+
+fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
+    let wait_ms = args.wait.map_or(0, |wait| wait.as_millis().max(1) as u64);
+    let response = session.call(Request::Claim {
+        agent: args.agent,
+        queues: args.queue,
+        wait_ms,
+    })?;
+    let task = match response {
+        Response::Claimed(Some(task)) => task,
+        Response::Claimed(None) => {
+            output::note(session.quiet, "nothing to claim");
+            return Ok(EMPTY);
+        }
+        other => return Err(unexpected(other)),
+    };
+    if session.json {
+        output::task_json(&task)?;
+    } else if session.quiet {
+        println!("{}", task.id);
+    } else {
+        output::task_details(&task)?;
+    }
+    Ok(OK)
+}
+
+fn wait(
+    session: &mut Session,
+    ids: Vec<TaskId>,
+    timeout: Option<std::time::Duration>,
+) -> Result<i32, CliError> {
+    let response = session.call(Request::Wait {
+        ids: ids.clone(),
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+    })?;
+    let (tasks, timed_out) = match response {
+        Response::Waited { tasks, timed_out } => (tasks, timed_out),
+        other => return Err(unexpected(other)),
+    };
+    if session.json {
+        match tasks.as_slice() {
+            [task] => output::task_json(task)?,
+            _ => output::tasks_json(&tasks)?,
+        }
+    } else if !session.quiet {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        for task in &tasks {
+            writeln!(out, "{} {}", task.id, task.status)?;
+        }
+        out.flush()?;
+    }
+    if timed_out {
+        let pending: Vec<String> = tasks
+            .iter()
+            .filter(|task| !task.status.is_finished())
+            .map(|task| task.id.to_string())
+            .collect();
+        output::note(
+            session.quiet,
+            &format!("timed out; still not ended: {}", pending.join(", ")),
+        );
+        return Ok(EMPTY);
+    }
+    if tasks.iter().all(|task| task.status == TaskStatus::Done) {
+        Ok(OK)
+    } else {
+        Ok(FAILURE)
+    }
+}

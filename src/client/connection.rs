@@ -1,0 +1,209 @@
+//! `Client`: a blocking connection to the daemon. No async runtime: a one-shot command is a
+//! connect, two small writes and two small reads.
+
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
+use interprocess::local_socket::traits::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+use interprocess::os::unix::uds_local_socket::Stream;
+use serde::Serialize;
+
+use super::exit::{CliError, FAILURE, UNREACHABLE};
+use crate::protocol::codec::{self, DEFAULT_MAX_FRAME};
+use crate::protocol::handshake::{
+    Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, incompatible_message,
+};
+use crate::protocol::{ErrorBody, Request, Response, ResponseFrame};
+
+/// How many pipelined requests may be unanswered at once in `call_many`. Bounded so that
+/// neither side can block writing while the other blocks writing too.
+const PIPELINE_WINDOW: usize = 32;
+
+/// The socket, readable and writable through a shared reference (as Unix sockets are).
+struct Socket(Stream);
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0).read(buf)
+    }
+}
+
+pub struct Client {
+    reader: BufReader<Socket>,
+    out: Vec<u8>,
+    body: Vec<u8>,
+    next_id: u64,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing listens there (no socket file, or a stale one): autostart may help.
+    NoDaemon(io::Error),
+    Other(CliError),
+}
+
+/// The same frame as `RequestFrame`, borrowing its request (serde encodes both alike).
+#[derive(Serialize)]
+struct OutgoingRequest<'a> {
+    id: u64,
+    request: &'a Request,
+}
+
+impl Client {
+    pub fn connect(socket: &Path) -> Result<Client, ConnectError> {
+        let name = socket.to_fs_name::<GenericFilePath>().map_err(|e| {
+            ConnectError::Other(CliError::new(
+                UNREACHABLE,
+                format!("invalid socket path {}: {e}", socket.display()),
+            ))
+        })?;
+        let stream = Stream::connect(name).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ConnectError::NoDaemon(e),
+            _ => ConnectError::Other(CliError::new(
+                UNREACHABLE,
+                format!("cannot connect to the daemon at {}: {e}", socket.display()),
+            )),
+        })?;
+        let mut client = Client {
+            reader: BufReader::new(Socket(stream)),
+            out: Vec::new(),
+            body: Vec::new(),
+            next_id: 1,
+        };
+        client.handshake().map_err(ConnectError::Other)?;
+        Ok(client)
+    }
+
+    fn handshake(&mut self) -> Result<(), CliError> {
+        self.send(&Hello::current())?;
+        let welcome: Welcome = self.receive()?;
+        if welcome.magic != MAGIC {
+            return Err(CliError::new(
+                UNREACHABLE,
+                "the socket's owner is not a vapora daemon",
+            ));
+        }
+        if let Some(reason) = welcome.refusal {
+            return Err(CliError::new(
+                FAILURE,
+                format!("the daemon refused the connection: {reason}"),
+            ));
+        }
+        if welcome.protocol != PROTOCOL_VERSION {
+            return Err(CliError::new(
+                FAILURE,
+                incompatible_message(
+                    PROTOCOL_VERSION,
+                    SOFTWARE_VERSION,
+                    welcome.protocol,
+                    &welcome.daemon_version,
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn call(&mut self, request: &Request) -> Result<Result<Response, ErrorBody>, CliError> {
+        let mut answers = self.call_many(std::slice::from_ref(request))?;
+        answers
+            .pop()
+            .ok_or_else(|| CliError::new(FAILURE, "the daemon sent no answer"))
+    }
+
+    /// Sends requests pipelined (a bounded window ahead of the answers) and returns the
+    /// answers in request order.
+    pub fn call_many(
+        &mut self,
+        requests: &[Request],
+    ) -> Result<Vec<Result<Response, ErrorBody>>, CliError> {
+        let first_id = self.next_id;
+        self.next_id += requests.len() as u64;
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut sent = 0;
+        while answers.len() < requests.len() {
+            while sent < requests.len() && sent - answers.len() < PIPELINE_WINDOW {
+                let frame = OutgoingRequest {
+                    id: first_id + sent as u64,
+                    request: &requests[sent],
+                };
+                codec::encode_frame(&mut self.out, &frame, DEFAULT_MAX_FRAME)
+                    .map_err(|e| CliError::new(FAILURE, format!("cannot send request: {e}")))?;
+                sent += 1;
+            }
+            self.flush()?;
+            let answer: ResponseFrame = self.receive()?;
+            let expected = first_id + answers.len() as u64;
+            if answer.id != expected {
+                // An answer with id 0 is the daemon refusing a frame it could not read.
+                if let Err(error) = answer.result {
+                    return Err(CliError::new(
+                        FAILURE,
+                        format!("the daemon refused the request: {}", error.message),
+                    ));
+                }
+                return Err(CliError::new(
+                    FAILURE,
+                    format!(
+                        "protocol error: expected the answer to request {expected}, got {}",
+                        answer.id
+                    ),
+                ));
+            }
+            answers.push(answer.result);
+        }
+        Ok(answers)
+    }
+
+    /// Waits until the daemon closes the connection (after `shutdown`).
+    pub fn wait_closed(&mut self) {
+        let mut sink = [0u8; 64];
+        while matches!(self.reader.read(&mut sink), Ok(n) if n > 0) {}
+    }
+
+    fn send<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
+        codec::encode_frame(&mut self.out, value, DEFAULT_MAX_FRAME)
+            .map_err(|e| CliError::new(FAILURE, format!("cannot send request: {e}")))?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), CliError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = (&self.reader.get_ref().0).write_all(&self.out);
+        self.out.clear();
+        result.map_err(|e| {
+            CliError::new(
+                UNREACHABLE,
+                format!("lost the connection to the daemon: {e}"),
+            )
+        })
+    }
+
+    fn receive<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, CliError> {
+        match codec::read_frame(&mut self.reader, &mut self.body, DEFAULT_MAX_FRAME) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(CliError::new(
+                    UNREACHABLE,
+                    "the daemon closed the connection",
+                ));
+            }
+            Err(e) => {
+                return Err(CliError::new(
+                    UNREACHABLE,
+                    format!("lost the connection to the daemon: {e}"),
+                ));
+            }
+        }
+        codec::decode(&self.body).map_err(|e| {
+            CliError::new(
+                FAILURE,
+                format!("cannot understand the daemon's answer ({e}); are client and daemon the same version?"),
+            )
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! Exit codes: part of vapora's interface, so they live in one place (and in the README).
+
+use crate::protocol::{ErrorBody, ErrorKind};
+
+pub const OK: i32 = 0;
+/// An error reported by the daemon, or a wait that ended in failure or cancellation.
+pub const FAILURE: i32 = 1;
+/// Bad command line or bad input (clap uses 2 as well).
+pub const USAGE: i32 = 2;
+/// No daemon answers (and autostart is off or failed).
+pub const UNREACHABLE: i32 = 3;
+pub const NOT_FOUND: i32 = 4;
+/// Nothing to claim, or a wait timed out.
+pub const EMPTY: i32 = 5;
+
+/// An error on its way to stderr and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: i32, message: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError::new(USAGE, message)
+    }
+}
+
+impl From<ErrorBody> for CliError {
+    fn from(error: ErrorBody) -> CliError {
+        let code = match error.kind {
+            ErrorKind::NotFound => NOT_FOUND,
+            _ => FAILURE,
+        };
+        CliError::new(code, error.message)
+    }
+}

@@ -1,0 +1,69 @@
+//! `Change`: one small, self-contained description of a state change.
+//!
+//! Every mutation of the daemon's state is described as a list of these, produced under the
+//! locks and handed on after they are released. They are the seam for everything that must
+//! follow a change without being written into every handler: metrics counters and task
+//! watchers today; the durable store and the event stream later.
+
+use crate::protocol::{Millis, Task, TaskId, TaskStatus};
+
+use super::registry::Availability;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    TaskAdded(Task),
+    TaskClaimed {
+        id: TaskId,
+        agent: String,
+        attempts: u32,
+        at: Millis,
+    },
+    /// The task reached `done`, `failed` or `cancelled`.
+    TaskFinished {
+        id: TaskId,
+        status: TaskStatus,
+        result: Option<String>,
+        error: Option<String>,
+        at: Millis,
+    },
+    /// The task is queued again; `seq` is its place in line within its priority.
+    TaskRequeued {
+        id: TaskId,
+        attempts: u32,
+        seq: u64,
+        error: Option<String>,
+        cause: RequeueCause,
+        at: Millis,
+    },
+    AgentRegistered {
+        name: String,
+        capabilities: Vec<String>,
+        max_tasks: u32,
+        at: Millis,
+    },
+    AgentAvailability {
+        name: String,
+        availability: Availability,
+        at: Millis,
+    },
+    AgentHeartbeat {
+        name: String,
+        at: Millis,
+    },
+    AgentRemoved {
+        name: String,
+    },
+}
+
+/// Why a task went back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueCause {
+    /// It failed with attempts left.
+    FailedWithRetry,
+    /// `task retry` revived a failed or cancelled task.
+    ManualRetry,
+    /// Its agent was removed or set offline.
+    AgentLost,
+    /// It was handed to a claimer that disconnected before receiving it.
+    Undelivered,
+}

@@ -1,0 +1,283 @@
+//! One client connection: handshake, then read a frame, dispatch it, write the answer.
+//!
+//! Requests on one connection are answered in order, so a client may pipeline. Answers are
+//! buffered and written when no further complete request is waiting, which turns a
+//! pipelined batch into few writes. Bad input costs at most this connection: an oversized
+//! length prefix is answered and the connection closed; an undecodable request body is
+//! answered with its id (when readable) and the connection carries on, since the framing
+//! is still intact.
+//!
+//! While a request is being served (a parked claim may take minutes), the connection keeps
+//! reading: end of stream means the client left, and the request is dropped, which for a
+//! parked claim withdraws it from the line.
+
+use std::future::pending;
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use interprocess::os::unix::uds_local_socket::tokio::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::handlers;
+use super::shutdown::Phase;
+use super::state::AppState;
+use crate::protocol::codec::{self, CodecError, HEADER_LEN};
+use crate::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome};
+use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame};
+
+/// A client that connects and says nothing is dropped after this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Buffered answers are written once they reach this size, even mid-batch.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// How long a `shutdown` request waits for the socket to disappear before closing.
+const SHUTDOWN_CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn serve(stream: Stream, state: Arc<AppState>, max_frame: usize) {
+    state.metrics.connection_opened();
+    let mut connection = Connection {
+        stream,
+        inbuf: Vec::new(),
+        outbuf: Vec::new(),
+        max_frame,
+    };
+    if let Err(e) = connection.run(&state).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+    state.metrics.connection_closed();
+}
+
+struct Connection {
+    stream: Stream,
+    /// Bytes read but not yet consumed; never more than one frame plus one read beyond.
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    max_frame: usize,
+}
+
+/// What the reader found at the front of the input.
+enum Incoming {
+    Frame(Range<usize>),
+    Closed,
+    Stopping,
+}
+
+impl Connection {
+    async fn run(&mut self, state: &Arc<AppState>) -> io::Result<()> {
+        if !self.handshake().await? {
+            return Ok(());
+        }
+        loop {
+            let range = match self.next_frame(state).await {
+                Ok(Incoming::Frame(range)) => range,
+                Ok(Incoming::Closed | Incoming::Stopping) => return self.flush().await,
+                Err(CodecError::TooLarge { len, max }) => {
+                    let error = ErrorBody::invalid(format!(
+                        "frame of {len} bytes is larger than the limit of {max}; closing"
+                    ));
+                    self.queue_answer(0, Err(error));
+                    return self.flush().await;
+                }
+                Err(CodecError::Io(e)) => return Err(e),
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            };
+            let started = Instant::now();
+            let decoded = decode_request(&self.inbuf[range.clone()]);
+            self.inbuf.drain(..range.end);
+            let (id, request) = match decoded {
+                Ok(pair) => pair,
+                Err((id, error)) => {
+                    self.queue_answer(id, Err(error));
+                    continue;
+                }
+            };
+            let kind = request.kind();
+            let served = tokio::select! {
+                biased;
+                result = handlers::dispatch(state, request) => Some(result),
+                () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => None,
+            };
+            let Some(result) = served else {
+                tracing::debug!(
+                    request = kind.as_str(),
+                    "client left while its request was served"
+                );
+                return Ok(());
+            };
+            state
+                .metrics
+                .observe_request(kind, started.elapsed(), result.is_ok());
+            let claimed = match &result {
+                Ok(Response::Claimed(Some(task))) => Some((task.id, task.agent.clone())),
+                _ => None,
+            };
+            self.queue_answer(id, result);
+            if let Some((task_id, agent)) = claimed {
+                // A claimed task must reach its claimer or go back to the queue.
+                if let Err(e) = self.flush().await {
+                    state.release(task_id, agent.as_deref().unwrap_or_default());
+                    return Err(e);
+                }
+            }
+            if kind == RequestKind::Shutdown {
+                self.flush().await?;
+                let _ = tokio::time::timeout(
+                    SHUTDOWN_CLOSE_WAIT,
+                    state.shutdown.reached(Phase::Closed),
+                )
+                .await;
+                return Ok(());
+            }
+            if self.outbuf.len() >= FLUSH_THRESHOLD {
+                self.flush().await?;
+            }
+        }
+    }
+
+    /// Reads the client's `Hello` and answers it. `Ok(false)`: the client was refused or
+    /// went away.
+    async fn handshake(&mut self) -> io::Result<bool> {
+        let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.read_frame()).await;
+        let range = match read {
+            Err(_elapsed) => {
+                tracing::debug!("client sent no handshake in time; dropping it");
+                return Ok(false);
+            }
+            Ok(Ok(Some(range))) => range,
+            Ok(Ok(None)) => return Ok(false),
+            Ok(Err(CodecError::Io(e))) => return Err(e),
+            Ok(Err(_)) => {
+                self.answer_handshake(refusal(
+                    "the handshake frame is too large; not a vapora client",
+                ))
+                .await?;
+                return Ok(false);
+            }
+        };
+        let welcome = match codec::decode::<Hello>(&self.inbuf[range.clone()]) {
+            Ok(hello) => Welcome::answer(&hello),
+            Err(_) => refusal("undecodable handshake; not a vapora client"),
+        };
+        self.inbuf.drain(..range.end);
+        let accepted = welcome.refusal.is_none();
+        if let Some(reason) = &welcome.refusal {
+            tracing::info!(reason, "refused a client at handshake");
+        }
+        self.answer_handshake(welcome).await?;
+        Ok(accepted)
+    }
+
+    async fn answer_handshake(&mut self, welcome: Welcome) -> io::Result<()> {
+        codec::encode_frame(&mut self.outbuf, &welcome, self.max_frame)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.flush().await
+    }
+
+    /// Waits for the next complete frame, unless the daemon starts shutting down while the
+    /// connection is idle.
+    async fn next_frame(&mut self, state: &AppState) -> Result<Incoming, CodecError> {
+        if let Some(len) = codec::complete_frame(&self.inbuf, self.max_frame)? {
+            return Ok(Incoming::Frame(HEADER_LEN..HEADER_LEN + len));
+        }
+        // About to wait for the client: everything answered so far goes out first.
+        self.flush().await?;
+        if state.shutdown.is_stopping() {
+            return Ok(Incoming::Stopping);
+        }
+        tokio::select! {
+            frame = self.read_frame() => Ok(frame?.map_or(Incoming::Closed, Incoming::Frame)),
+            () = state.shutdown.reached(Phase::Stopping) => Ok(Incoming::Stopping),
+        }
+    }
+
+    /// Reads until `inbuf` holds a complete frame; returns its body range. `Ok(None)` when
+    /// the client closed the connection between frames.
+    async fn read_frame(&mut self) -> Result<Option<Range<usize>>, CodecError> {
+        loop {
+            if let Some(len) = codec::complete_frame(&self.inbuf, self.max_frame)? {
+                return Ok(Some(HEADER_LEN..HEADER_LEN + len));
+            }
+            self.inbuf.reserve(8 * 1024);
+            let mut reader = &self.stream;
+            if reader.read_buf(&mut self.inbuf).await? == 0 {
+                return if self.inbuf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated frame").into())
+                };
+            }
+        }
+    }
+
+    /// Encodes an answer into the output buffer. An answer too large for a frame is
+    /// replaced by an error saying so.
+    fn queue_answer(&mut self, id: u64, result: Result<Response, ErrorBody>) {
+        let frame = ResponseFrame { id, result };
+        if let Err(e) = codec::encode_frame(&mut self.outbuf, &frame, self.max_frame) {
+            let error = ErrorBody::new(
+                crate::protocol::ErrorKind::Unavailable,
+                format!("the answer is too large to send ({e}); ask for less, e.g. with --limit"),
+            );
+            let fallback = ResponseFrame {
+                id,
+                result: Err(error),
+            };
+            if let Err(e) = codec::encode_frame(&mut self.outbuf, &fallback, self.max_frame) {
+                tracing::error!(error = %e, "cannot encode an error answer");
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.outbuf.is_empty() {
+            return Ok(());
+        }
+        let mut writer = &self.stream;
+        writer.write_all(&self.outbuf).await?;
+        self.outbuf.clear();
+        Ok(())
+    }
+}
+
+/// Decodes a request body. On failure, returns the request id when it could be read (0
+/// otherwise) and the error to answer with.
+fn decode_request(body: &[u8]) -> Result<(u64, Request), (u64, ErrorBody)> {
+    let (id, used) = codec::decode_prefix::<u64>(body)
+        .map_err(|_| (0, ErrorBody::invalid("undecodable request frame")))?;
+    let request = codec::decode::<Request>(&body[used..]).map_err(|e| {
+        (
+            id,
+            ErrorBody::invalid(format!(
+                "unknown or malformed request ({e}); is the client a different vapora version?"
+            )),
+        )
+    })?;
+    Ok((id, request))
+}
+
+fn refusal(reason: &str) -> Welcome {
+    Welcome {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        daemon_version: SOFTWARE_VERSION.to_string(),
+        refusal: Some(reason.to_string()),
+    }
+}
+
+/// Resolves when the client closes its end (or the socket fails). Bytes it pipelines in
+/// the meantime are kept in `inbuf` for later, up to about one frame; beyond that, reading
+/// stops until the current request is answered.
+async fn client_gone(stream: &Stream, inbuf: &mut Vec<u8>, max_frame: usize) {
+    let mut reader = stream;
+    loop {
+        if inbuf.len() > max_frame + HEADER_LEN {
+            return pending().await;
+        }
+        inbuf.reserve(8 * 1024);
+        match reader.read_buf(inbuf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Request dispatch: one function per request, grouped by family, each turning a decoded
+//! `Request` into a call on `AppState` and its answer into a `Response`.
+
+mod agents;
+mod daemon;
+mod tasks;
+
+use std::sync::Arc;
+
+use super::state::AppState;
+use crate::protocol::{ErrorBody, Request, Response};
+
+pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Response, ErrorBody> {
+    match request {
+        Request::Ping => daemon::ping(state),
+        Request::Shutdown => daemon::shutdown(state),
+        Request::Metrics => daemon::metrics(state),
+        Request::AddTasks { tasks } => tasks::add(state, tasks).await,
+        Request::ListTasks(filter) => tasks::list(state, filter),
+        Request::GetTask { id } => tasks::get(state, id),
+        Request::Claim {
+            agent,
+            queues,
+            wait_ms,
+        } => tasks::claim(state, agent, queues, wait_ms).await,
+        Request::Complete { id, result } => tasks::complete(state, id, result).await,
+        Request::Fail { id, reason, retry } => tasks::fail(state, id, reason, retry).await,
+        Request::Cancel { id } => tasks::cancel(state, id).await,
+        Request::Retry { id } => tasks::retry(state, id).await,
+        Request::Wait { ids, timeout_ms } => tasks::wait(state, ids, timeout_ms).await,
+        Request::RegisterAgent {
+            name,
+            capabilities,
+            max_tasks,
+        } => agents::register(state, name, capabilities, max_tasks).await,
+        Request::ListAgents { statuses } => agents::list(state, statuses),
+        Request::GetAgent { name } => agents::get(state, name),
+        Request::SetAgentStatus { name, status } => agents::set_status(state, name, status).await,
+        Request::Heartbeat { name } => agents::heartbeat(state, name).await,
+        Request::RemoveAgent { name } => agents::remove(state, name).await,
+    }
+}

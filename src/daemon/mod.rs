@@ -1,0 +1,143 @@
+//! The daemon: owns all state and serves clients on a Unix socket.
+//!
+//! `run` binds the socket, accepts connections (one tokio task each) until a shutdown is
+//! requested (SIGINT, SIGTERM or the `shutdown` request), then stops accepting, removes the
+//! socket, lets in-flight requests finish and exits.
+
+pub mod change;
+mod connection;
+mod handlers;
+pub mod metrics;
+pub mod parked;
+pub mod queue;
+pub mod registry;
+mod shutdown;
+mod socket;
+pub mod state;
+
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+
+use shutdown::Phase;
+use state::AppState;
+
+/// Environment variable through which an autostarting client passes the write end of a
+/// pipe; the daemon writes one line to it once it accepts connections.
+pub const READY_FD_ENV: &str = "VAPORA_READY_FD";
+
+/// How long in-flight requests get to finish after a shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub socket: PathBuf,
+    /// Whether `socket` is the default path, whose directory must be private to this user.
+    pub default_socket: bool,
+    pub max_frame: usize,
+}
+
+/// Runs the daemon in the foreground until it is told to stop.
+pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
+    let listener = socket::bind(&options.socket, options.default_socket)?;
+    let state = AppState::new(options.socket.display().to_string());
+    tracing::info!(
+        socket = %options.socket.display(),
+        pid = std::process::id(),
+        version = env!("CARGO_PKG_VERSION"),
+        "vapora daemon listening"
+    );
+    signal_ready();
+    tokio::spawn(stop_on_signals(Arc::clone(&state)));
+
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = interprocess::local_socket::traits::tokio::Listener::accept(&listener) => match accepted {
+                Ok(stream) => {
+                    connections.spawn(connection::serve(stream, Arc::clone(&state), options.max_frame));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off briefly instead of spinning on the error.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = state.shutdown.reached(Phase::Stopping) => break,
+        }
+    }
+
+    drop(listener); // removes the socket file
+    state.shutdown.advance(Phase::Closed);
+    tracing::info!(
+        connections = connections.len(),
+        "stopped accepting; finishing in-flight requests"
+    );
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "connections still open after {DRAIN_TIMEOUT:?}; closing them"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!("vapora daemon stopped");
+    Ok(())
+}
+
+async fn stop_on_signals(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with `vapora shutdown`");
+        return;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = name, "shutting down");
+    state.begin_shutdown();
+}
+
+/// Tells an autostarting client that the socket accepts connections.
+fn signal_ready() {
+    let Some(fd) = std::env::var(READY_FD_ENV)
+        .ok()
+        .and_then(|value| value.parse::<i32>().ok())
+        .filter(|&fd| fd > 2 && is_pipe(fd))
+    else {
+        return;
+    };
+    // SAFETY: `fd` is an open pipe (checked above) handed to us for exactly this purpose;
+    // we take ownership and close it after writing.
+    let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+    let _ = writeln!(pipe, "ready");
+}
+
+fn is_pipe(fd: i32) -> bool {
+    // SAFETY: fstat writes into a zeroed stat buffer we own; an invalid fd returns -1.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut stat) == 0 && (stat.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    }
+}

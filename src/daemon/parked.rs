@@ -1,0 +1,132 @@
+//! Clients waiting on the queue: claimers parked until a task they may take arrives, and
+//! `task wait` callers waiting for tasks to end.
+//!
+//! Both are woken by the code that changes the queue, under the queue lock, through oneshot
+//! channels: nothing polls. A waiter that goes away (timeout, disconnect) drops its
+//! receiver; its entry is then skipped and pruned.
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::oneshot;
+
+use super::change::Change;
+use super::queue::TaskQueue;
+use super::registry::Registry;
+use crate::protocol::{Millis, Task, TaskId};
+
+/// A claim waiting for work.
+#[derive(Debug)]
+pub struct ParkedClaim {
+    pub agent: String,
+    pub queues: Vec<String>,
+    pub reply: oneshot::Sender<Task>,
+}
+
+/// Parked claims in arrival order.
+#[derive(Debug, Default)]
+pub struct ParkedClaims {
+    waiting: VecDeque<ParkedClaim>,
+}
+
+impl ParkedClaims {
+    pub fn park(&mut self, claim: ParkedClaim) {
+        self.waiting.retain(|parked| !parked.reply.is_closed());
+        self.waiting.push_back(claim);
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Hands queued tasks to parked claimers, first come first served: each parked claimer
+    /// in turn gets the best task it may take, if any. Called after every change that can
+    /// make a task claimable (a task queued, an agent freed, resumed or re-registered).
+    /// A claimer whose agent is gone is dropped (its receiver sees the channel close).
+    pub fn serve(
+        &mut self,
+        queue: &mut TaskQueue,
+        registry: &Registry,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) {
+        if self.waiting.is_empty() || queue.queued_len() == 0 {
+            return;
+        }
+        let mut still_waiting = VecDeque::with_capacity(self.waiting.len());
+        while let Some(parked) = self.waiting.pop_front() {
+            if parked.reply.is_closed() || queue.queued_len() == 0 {
+                if !parked.reply.is_closed() {
+                    still_waiting.push_back(parked);
+                }
+                continue;
+            }
+            let Ok(record) = registry.get(&parked.agent) else {
+                continue;
+            };
+            let Some(claimant) = record.claimant() else {
+                still_waiting.push_back(parked);
+                continue;
+            };
+            let mut claim_changes = Vec::new();
+            let Some(task) = queue.claim(claimant, &parked.queues, now, &mut claim_changes) else {
+                still_waiting.push_back(parked);
+                continue;
+            };
+            match parked.reply.send(task) {
+                Ok(()) => changes.append(&mut claim_changes),
+                // The claimer left between the check and the send: undo the claim, which
+                // leaves the queue exactly as it was.
+                Err(task) => {
+                    let mut undo = Vec::new();
+                    queue.release(task.id, &parked.agent, now, &mut undo);
+                }
+            }
+        }
+        self.waiting = still_waiting;
+    }
+
+    /// Drops the parked claims of an agent that no longer exists.
+    pub fn forget_agent(&mut self, agent: &str) {
+        self.waiting.retain(|parked| parked.agent != agent);
+    }
+
+    /// Drops every parked claim (their claimers see the channel close).
+    pub fn clear(&mut self) {
+        self.waiting.clear();
+    }
+}
+
+/// `task wait` callers, per task.
+#[derive(Debug, Default)]
+pub struct TaskWatchers {
+    by_task: HashMap<TaskId, Vec<oneshot::Sender<()>>>,
+}
+
+impl TaskWatchers {
+    /// Returns a receiver that fires when task `id` ends.
+    pub fn watch(&mut self, id: TaskId) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let watchers = self.by_task.entry(id).or_default();
+        watchers.retain(|w| !w.is_closed());
+        watchers.push(tx);
+        rx
+    }
+
+    /// Wakes the watchers of every task these changes finished.
+    pub fn notify(&mut self, changes: &[Change]) {
+        if self.by_task.is_empty() {
+            return;
+        }
+        for change in changes {
+            if let Change::TaskFinished { id, .. } = change {
+                for watcher in self.by_task.remove(id).unwrap_or_default() {
+                    let _ = watcher.send(());
+                }
+            }
+        }
+    }
+}

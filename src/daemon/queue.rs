@@ -1,0 +1,501 @@
+//! The task queue as a plain data structure: no locks, no I/O, no clocks (callers pass `now`).
+//!
+//! Ready tasks sit in one max-heap per *lane*, a lane being a queue name plus a set of
+//! required capabilities. A claim looks only at the head of each lane the agent qualifies
+//! for, so its cost is O(lanes · log n) and does not grow with the number of queued tasks.
+//! Heap order is priority (higher first), then `seq` (lower first), which is FIFO within a
+//! priority.
+//!
+//! Heaps are cleaned lazily: cancelling a queued task leaves its heap entry behind, and the
+//! entry is dropped when it reaches the head (its task is no longer queued under that seq).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use super::change::{Change, RequeueCause};
+use crate::protocol::{ErrorBody, Millis, NewTask, Task, TaskFilter, TaskId, TaskStatus};
+
+/// The facts about an agent that decide what it may claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    pub name: &'a str,
+    /// Sorted, without duplicates.
+    pub capabilities: &'a [String],
+    pub max_tasks: u32,
+}
+
+/// A task and its place in line (meaningful while it is queued).
+#[derive(Debug)]
+struct Stored {
+    task: Task,
+    seq: u64,
+}
+
+/// A heap entry: a queued task's ordering key.
+#[derive(Debug, PartialEq, Eq)]
+struct Ready {
+    priority: i32,
+    seq: u64,
+    id: TaskId,
+}
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Lane {
+    queue: String,
+    requires: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct TaskQueue {
+    tasks: BTreeMap<TaskId, Stored>,
+    lanes: HashMap<Lane, BinaryHeap<Ready>>,
+    /// Number of tasks whose status is `queued`.
+    queued: usize,
+    running_by_agent: HashMap<String, BTreeSet<TaskId>>,
+    /// Task count per queue and status, kept up to date so metrics never scan.
+    counts: BTreeMap<String, [u64; TaskStatus::ALL.len()]>,
+    next_id: TaskId,
+    next_seq: u64,
+}
+
+fn is_subset(required: &[String], available: &[String]) -> bool {
+    required
+        .iter()
+        .all(|cap| available.binary_search(cap).is_ok())
+}
+
+impl TaskQueue {
+    pub fn new() -> TaskQueue {
+        TaskQueue {
+            next_id: 1,
+            ..TaskQueue::default()
+        }
+    }
+
+    pub fn get(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(&id).map(|stored| &stored.task)
+    }
+
+    /// Number of queued tasks.
+    pub fn queued_len(&self) -> usize {
+        self.queued
+    }
+
+    /// How many tasks `agent` runs now.
+    pub fn running_count(&self, agent: &str) -> u32 {
+        self.running_by_agent
+            .get(agent)
+            .map_or(0, |ids| ids.len() as u32)
+    }
+
+    /// Adds a validated task to the back of its priority.
+    pub fn add(&mut self, new: NewTask, now: Millis, changes: &mut Vec<Change>) -> TaskId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let task = Task {
+            id,
+            title: new.title,
+            payload: new.payload,
+            queue: new.queue,
+            priority: new.priority,
+            status: TaskStatus::Queued,
+            requires: new.requires,
+            agent: None,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            created_at: now,
+            updated_at: now,
+            result: None,
+            error: None,
+        };
+        self.count(&task.queue, task.status, 1);
+        changes.push(Change::TaskAdded(task.clone()));
+        let seq = self.take_seq();
+        self.tasks.insert(id, Stored { task, seq: 0 });
+        self.make_ready(id, seq);
+        id
+    }
+
+    /// Claims the best task `who` may take from `queues` (all queues when empty): the
+    /// highest priority, then the oldest, among the heads of the lanes it qualifies for.
+    pub fn claim(
+        &mut self,
+        who: Claimant<'_>,
+        queues: &[String],
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Option<Task> {
+        if self.queued == 0 || self.running_count(who.name) >= who.max_tasks {
+            return None;
+        }
+        let TaskQueue { tasks, lanes, .. } = self;
+        let mut best: Option<(&Lane, &Ready)> = None;
+        for (lane, heap) in lanes.iter_mut() {
+            if !queues.is_empty() && !queues.contains(&lane.queue) {
+                continue;
+            }
+            if !is_subset(&lane.requires, who.capabilities) {
+                continue;
+            }
+            drop_stale_heads(heap, tasks);
+        }
+        lanes.retain(|_, heap| !heap.is_empty());
+        for (lane, heap) in lanes.iter() {
+            if !queues.is_empty() && !queues.contains(&lane.queue) {
+                continue;
+            }
+            if !is_subset(&lane.requires, who.capabilities) {
+                continue;
+            }
+            if let Some(head) = heap.peek()
+                && best.is_none_or(|(_, current)| head > current)
+            {
+                best = Some((lane, head));
+            }
+        }
+        let lane = best.map(|(lane, _)| lane.clone())?;
+        let heap = self.lanes.get_mut(&lane)?;
+        let ready = heap.pop()?;
+        if heap.is_empty() {
+            self.lanes.remove(&lane);
+        }
+        self.queued -= 1;
+        let stored = self.tasks.get_mut(&ready.id)?;
+        let queue = stored.task.queue.clone();
+        let task = &mut stored.task;
+        task.status = TaskStatus::Running;
+        task.agent = Some(who.name.to_string());
+        task.attempts += 1;
+        task.updated_at = now;
+        let claimed = task.clone();
+        self.running_by_agent
+            .entry(who.name.to_string())
+            .or_default()
+            .insert(ready.id);
+        self.count(&queue, TaskStatus::Queued, -1);
+        self.count(&queue, TaskStatus::Running, 1);
+        changes.push(Change::TaskClaimed {
+            id: claimed.id,
+            agent: who.name.to_string(),
+            attempts: claimed.attempts,
+            at: now,
+        });
+        Some(claimed)
+    }
+
+    /// `running` → `done`.
+    pub fn complete(
+        &mut self,
+        id: TaskId,
+        result: Option<String>,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        self.expect_status(id, &[TaskStatus::Running], "complete")?;
+        self.finish(id, TaskStatus::Done, result, None, now, changes)
+    }
+
+    /// `running` → `queued` (with attempts left and `retry`) or `failed`.
+    pub fn fail(
+        &mut self,
+        id: TaskId,
+        reason: Option<String>,
+        retry: bool,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        let task = self.expect_status(id, &[TaskStatus::Running], "fail")?;
+        if retry && task.attempts < task.max_attempts {
+            self.leave_agent(id);
+            let seq = self.take_seq();
+            self.requeue(id, seq, reason, RequeueCause::FailedWithRetry, now, changes)
+                .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+        } else {
+            self.finish(id, TaskStatus::Failed, None, reason, now, changes)
+        }
+    }
+
+    /// `queued` or `running` → `cancelled`.
+    pub fn cancel(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        self.expect_status(id, &[TaskStatus::Queued, TaskStatus::Running], "cancel")?;
+        self.finish(id, TaskStatus::Cancelled, None, None, now, changes)
+    }
+
+    /// `failed` or `cancelled` → `queued`, with attempts, result and error reset: a revived
+    /// task starts over, at the back of its priority.
+    pub fn retry(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        self.expect_status(id, &[TaskStatus::Failed, TaskStatus::Cancelled], "retry")?;
+        if let Some(stored) = self.tasks.get_mut(&id) {
+            stored.task.attempts = 0;
+            stored.task.result = None;
+        }
+        let seq = self.take_seq();
+        self.requeue(id, seq, None, RequeueCause::ManualRetry, now, changes)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+    }
+
+    /// Puts every task `agent` runs back in the queue at its old place, refunding the
+    /// attempt: losing an agent is not the task's fault.
+    pub fn requeue_agent(
+        &mut self,
+        agent: &str,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Vec<TaskId> {
+        let ids: Vec<TaskId> = self
+            .running_by_agent
+            .remove(agent)
+            .map(|ids| ids.into_iter().collect())
+            .unwrap_or_default();
+        for &id in &ids {
+            self.refund(id, RequeueCause::AgentLost, now, changes);
+        }
+        ids
+    }
+
+    /// Undoes a claim whose answer never reached the claimer: the task goes back to its
+    /// old place with the attempt refunded. A no-op unless the task is still running on
+    /// `agent`.
+    pub fn release(&mut self, id: TaskId, agent: &str, now: Millis, changes: &mut Vec<Change>) {
+        let still_running = self.get(id).is_some_and(|task| {
+            task.status == TaskStatus::Running && task.agent.as_deref() == Some(agent)
+        });
+        if still_running {
+            self.leave_agent(id);
+            self.refund(id, RequeueCause::Undelivered, now, changes);
+        }
+    }
+
+    /// Tasks matching `filter`, in id order.
+    pub fn list(&self, filter: &TaskFilter) -> Vec<Task> {
+        let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
+        self.tasks
+            .values()
+            .map(|stored| &stored.task)
+            .filter(|task| filter.statuses.is_empty() || filter.statuses.contains(&task.status))
+            .filter(|task| filter.queue.as_ref().is_none_or(|q| &task.queue == q))
+            .filter(|task| {
+                filter
+                    .agent
+                    .as_ref()
+                    .is_none_or(|a| task.agent.as_ref() == Some(a))
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Non-zero (queue, status, count) triples.
+    pub fn counts(&self) -> Vec<(String, TaskStatus, u64)> {
+        let mut out = Vec::new();
+        for (queue, per_status) in &self.counts {
+            for status in TaskStatus::ALL {
+                let n = per_status[status.index()];
+                if n > 0 {
+                    out.push((queue.clone(), status, n));
+                }
+            }
+        }
+        out
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn count(&mut self, queue: &str, status: TaskStatus, delta: i64) {
+        if let Some(per_status) = self.counts.get_mut(queue) {
+            let n = &mut per_status[status.index()];
+            *n = n.saturating_add_signed(delta);
+        } else if delta > 0 {
+            let mut per_status = [0; TaskStatus::ALL.len()];
+            per_status[status.index()] = delta as u64;
+            self.counts.insert(queue.to_string(), per_status);
+        }
+    }
+
+    /// Puts a task (already marked queued) into its lane's heap.
+    fn make_ready(&mut self, id: TaskId, seq: u64) {
+        let Some(stored) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        stored.seq = seq;
+        let lane = Lane {
+            queue: stored.task.queue.clone(),
+            requires: stored.task.requires.clone(),
+        };
+        self.lanes.entry(lane).or_default().push(Ready {
+            priority: stored.task.priority,
+            seq,
+            id,
+        });
+        self.queued += 1;
+    }
+
+    fn expect_status(
+        &self,
+        id: TaskId,
+        allowed: &[TaskStatus],
+        action: &str,
+    ) -> Result<&Task, ErrorBody> {
+        let task = self
+            .get(id)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        if !allowed.contains(&task.status) {
+            let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            return Err(ErrorBody::conflict(format!(
+                "cannot {action} task {id}: it is {}, and only {} tasks can be {}",
+                task.status,
+                allowed.join(" or "),
+                past_tense(action),
+            )));
+        }
+        Ok(task)
+    }
+
+    /// Removes a running task from its agent's set.
+    fn leave_agent(&mut self, id: TaskId) {
+        let Some(agent) = self.get(id).and_then(|task| task.agent.clone()) else {
+            return;
+        };
+        if let Some(ids) = self.running_by_agent.get_mut(&agent) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.running_by_agent.remove(&agent);
+            }
+        }
+    }
+
+    fn set_status(&mut self, id: TaskId, status: TaskStatus, now: Millis) -> Option<&mut Task> {
+        let stored = self.tasks.get_mut(&id)?;
+        let old = stored.task.status;
+        stored.task.status = status;
+        stored.task.updated_at = now;
+        let queue = stored.task.queue.clone();
+        if old == TaskStatus::Queued {
+            // Its heap entry goes stale and is dropped when it reaches the head.
+            self.queued -= 1;
+        }
+        self.count(&queue, old, -1);
+        self.count(&queue, status, 1);
+        self.tasks.get_mut(&id).map(|stored| &mut stored.task)
+    }
+
+    fn finish(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        result: Option<String>,
+        error: Option<String>,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        self.leave_agent(id);
+        let task = self
+            .set_status(id, status, now)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        if result.is_some() {
+            task.result = result;
+        }
+        if error.is_some() {
+            task.error = error;
+        }
+        let task = task.clone();
+        changes.push(Change::TaskFinished {
+            id,
+            status,
+            result: task.result.clone(),
+            error: task.error.clone(),
+            at: now,
+        });
+        Ok(task)
+    }
+
+    /// Marks a task queued again with place `seq`; the caller has already detached it from
+    /// its agent.
+    fn requeue(
+        &mut self,
+        id: TaskId,
+        seq: u64,
+        error: Option<String>,
+        cause: RequeueCause,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Option<Task> {
+        let task = self.set_status(id, TaskStatus::Queued, now)?;
+        if cause == RequeueCause::ManualRetry {
+            task.error = None;
+        } else if error.is_some() {
+            task.error = error;
+        }
+        let task = task.clone();
+        changes.push(Change::TaskRequeued {
+            id,
+            attempts: task.attempts,
+            seq,
+            error: task.error.clone(),
+            cause,
+            at: now,
+        });
+        self.make_ready(id, seq);
+        Some(task)
+    }
+
+    /// Requeues a task at its old place with its last attempt refunded.
+    fn refund(&mut self, id: TaskId, cause: RequeueCause, now: Millis, changes: &mut Vec<Change>) {
+        let Some(stored) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        stored.task.attempts = stored.task.attempts.saturating_sub(1);
+        let seq = stored.seq;
+        self.requeue(id, seq, None, cause, now, changes);
+    }
+}
+
+/// Pops heap heads whose task is no longer queued under that entry's seq.
+fn drop_stale_heads(heap: &mut BinaryHeap<Ready>, tasks: &BTreeMap<TaskId, Stored>) {
+    while let Some(head) = heap.peek() {
+        let live = tasks.get(&head.id).is_some_and(|stored| {
+            stored.task.status == TaskStatus::Queued && stored.seq == head.seq
+        });
+        if live {
+            return;
+        }
+        heap.pop();
+    }
+}
+
+fn past_tense(action: &str) -> &'static str {
+    match action {
+        "complete" => "completed",
+        "fail" => "failed",
+        "cancel" => "cancelled",
+        "retry" => "retried",
+        _ => "changed",
+    }
+}

@@ -1,0 +1,188 @@
+//! The agent registry as a plain data structure (the lock lives in `state.rs`).
+//!
+//! An agent's *availability* is what users set: active, paused or offline. Whether an
+//! active agent shows as idle or busy is derived from the tasks it holds, so the daemon
+//! never has to remember to flip it and the two can never disagree.
+
+use std::collections::BTreeMap;
+
+use super::change::Change;
+use super::queue::Claimant;
+use crate::protocol::{Agent, AgentStatus, ErrorBody, Millis};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Active,
+    Paused,
+    Offline,
+}
+
+impl Availability {
+    /// What setting `status` by hand means: idle and busy both mean "take work".
+    pub fn from_status(status: AgentStatus) -> Availability {
+        match status {
+            AgentStatus::Idle | AgentStatus::Busy => Availability::Active,
+            AgentStatus::Paused => Availability::Paused,
+            AgentStatus::Offline => Availability::Offline,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    pub name: String,
+    /// Sorted, without duplicates.
+    pub capabilities: Vec<String>,
+    pub max_tasks: u32,
+    pub availability: Availability,
+    pub registered_at: Millis,
+    pub last_heartbeat: Millis,
+}
+
+impl AgentRecord {
+    /// What a claim needs to know, or `None` when the agent may not claim at all.
+    pub fn claimant(&self) -> Option<Claimant<'_>> {
+        (self.availability == Availability::Active).then_some(Claimant {
+            name: &self.name,
+            capabilities: &self.capabilities,
+            max_tasks: self.max_tasks,
+        })
+    }
+
+    /// The agent as shown to clients, given how many tasks it runs.
+    pub fn view(&self, running: u32) -> Agent {
+        let status = match self.availability {
+            Availability::Paused => AgentStatus::Paused,
+            Availability::Offline => AgentStatus::Offline,
+            Availability::Active if running > 0 => AgentStatus::Busy,
+            Availability::Active => AgentStatus::Idle,
+        };
+        Agent {
+            name: self.name.clone(),
+            status,
+            capabilities: self.capabilities.clone(),
+            max_tasks: self.max_tasks,
+            running,
+            registered_at: self.registered_at,
+            last_heartbeat: self.last_heartbeat,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    agents: BTreeMap<String, AgentRecord>,
+}
+
+/// The error every request naming an unknown agent gets.
+pub fn unknown_agent(name: &str) -> ErrorBody {
+    ErrorBody::not_found(format!(
+        "no agent named '{name}'; register it first with `vapora agent register {name}`"
+    ))
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Result<&AgentRecord, ErrorBody> {
+        self.agents.get(name).ok_or_else(|| unknown_agent(name))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AgentRecord> {
+        self.agents.values()
+    }
+
+    /// Registers an agent, or updates its capabilities and limit. Registering is a sign of
+    /// life: an offline agent comes back active; a paused one stays paused.
+    pub fn register(
+        &mut self,
+        name: &str,
+        capabilities: Vec<String>,
+        max_tasks: u32,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> &AgentRecord {
+        let record = self
+            .agents
+            .entry(name.to_string())
+            .or_insert_with(|| AgentRecord {
+                name: name.to_string(),
+                capabilities: Vec::new(),
+                max_tasks,
+                availability: Availability::Active,
+                registered_at: now,
+                last_heartbeat: now,
+            });
+        record.capabilities = capabilities;
+        record.max_tasks = max_tasks;
+        record.last_heartbeat = now;
+        changes.push(Change::AgentRegistered {
+            name: name.to_string(),
+            capabilities: record.capabilities.clone(),
+            max_tasks,
+            at: now,
+        });
+        if record.availability == Availability::Offline {
+            record.availability = Availability::Active;
+            changes.push(Change::AgentAvailability {
+                name: name.to_string(),
+                availability: Availability::Active,
+                at: now,
+            });
+        }
+        record
+    }
+
+    pub fn set_availability(
+        &mut self,
+        name: &str,
+        availability: Availability,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<&AgentRecord, ErrorBody> {
+        let record = self
+            .agents
+            .get_mut(name)
+            .ok_or_else(|| unknown_agent(name))?;
+        if record.availability != availability {
+            record.availability = availability;
+            changes.push(Change::AgentAvailability {
+                name: name.to_string(),
+                availability,
+                at: now,
+            });
+        }
+        Ok(record)
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        name: &str,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<&AgentRecord, ErrorBody> {
+        let record = self
+            .agents
+            .get_mut(name)
+            .ok_or_else(|| unknown_agent(name))?;
+        record.last_heartbeat = now;
+        changes.push(Change::AgentHeartbeat {
+            name: name.to_string(),
+            at: now,
+        });
+        Ok(record)
+    }
+
+    pub fn remove(
+        &mut self,
+        name: &str,
+        changes: &mut Vec<Change>,
+    ) -> Result<AgentRecord, ErrorBody> {
+        let record = self
+            .agents
+            .remove(name)
+            .ok_or_else(|| unknown_agent(name))?;
+        changes.push(Change::AgentRemoved {
+            name: name.to_string(),
+        });
+        Ok(record)
+    }
+}

@@ -1,0 +1,482 @@
+//! `AppState`: everything the daemon knows, shared by all connections through an `Arc`.
+//!
+//! Locks are `std::sync` locks held for short synchronous sections only; no guard lives
+//! across an `.await` (the futures would not be `Send`, so the compiler enforces it). This is
+//! the case tokio's documentation recommends a blocking mutex for.
+//!
+//! **Lock order: registry, then queue.** A method that needs both takes the registry (read
+//! or write) first and the queue second; nothing takes the registry while holding the queue.
+//! With one order there is no cycle, hence no deadlock.
+//!
+//! A poisoned lock (a panic while it was held) is recovered rather than propagated: every
+//! mutation validates before it changes anything, so the data behind it is consistent, and
+//! one panicking request must not take every later request down with it.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::change::Change;
+use super::metrics::{LATENCY_BUCKETS_US, Metrics};
+use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
+use super::queue::TaskQueue;
+use super::registry::{Availability, Registry};
+use super::shutdown::{Phase, Shutdown};
+use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
+use crate::protocol::limits::{self, MAX_BATCH, MAX_TASKS_LIMIT};
+use crate::protocol::types::now_millis;
+use crate::protocol::{
+    Agent, AgentStatus, DaemonInfo, ErrorBody, MetricsSnapshot, Millis, NewTask, Task, TaskFilter,
+    TaskId,
+};
+
+/// Most task ids one `wait` request may name.
+const MAX_WAIT_IDS: usize = 10_000;
+
+/// What sits behind the queue lock: the tasks and everyone waiting on them.
+#[derive(Debug)]
+pub struct QueueState {
+    pub tasks: TaskQueue,
+    pub parked: ParkedClaims,
+    pub watchers: TaskWatchers,
+}
+
+impl QueueState {
+    /// Follow-ups every mutation needs, still under the locks: hand newly claimable tasks
+    /// to parked claimers, and wake watchers of tasks that ended.
+    fn settle(&mut self, registry: &Registry, now: Millis, changes: &mut Vec<Change>) {
+        self.parked.serve(&mut self.tasks, registry, now, changes);
+        self.watchers.notify(changes);
+    }
+}
+
+pub struct AppState {
+    registry: RwLock<Registry>,
+    queue: Mutex<QueueState>,
+    pub metrics: Metrics,
+    pub shutdown: Shutdown,
+    started: Instant,
+    socket: String,
+}
+
+/// The result of a claim request.
+pub enum ClaimOutcome {
+    Claimed(Task),
+    /// Nothing now; the claim waits in line for a task.
+    Parked(ParkedTicket),
+    Empty,
+}
+
+/// A parked claim's half of the hand-off. If it is dropped after a task was handed to it
+/// but before anyone read it (the client disconnected, the wait timed out at that instant),
+/// the task goes back to the queue instead of being lost to a claimer that is not there.
+pub struct ParkedTicket {
+    reply: oneshot::Receiver<Task>,
+    agent: String,
+    state: Arc<AppState>,
+}
+
+impl ParkedTicket {
+    /// Waits for the hand-off. An error means the claim can no longer be served.
+    pub async fn recv(&mut self) -> Result<Task, ErrorBody> {
+        match (&mut self.reply).await {
+            Ok(task) => Ok(task),
+            Err(_) if self.state.shutdown.is_stopping() => {
+                Err(ErrorBody::unavailable("the daemon is shutting down"))
+            }
+            Err(_) => Err(super::registry::unknown_agent(&self.agent)),
+        }
+    }
+}
+
+impl Drop for ParkedTicket {
+    fn drop(&mut self) {
+        if let Ok(task) = self.reply.try_recv() {
+            self.state.release(task.id, &self.agent);
+        }
+    }
+}
+
+type Applied<T> = Result<(T, Vec<Change>), ErrorBody>;
+
+impl AppState {
+    pub fn new(socket: String) -> Arc<AppState> {
+        Arc::new(AppState {
+            registry: RwLock::new(Registry::default()),
+            queue: Mutex::new(QueueState {
+                tasks: TaskQueue::new(),
+                parked: ParkedClaims::default(),
+                watchers: TaskWatchers::default(),
+            }),
+            metrics: Metrics::default(),
+            shutdown: Shutdown::default(),
+            started: Instant::now(),
+            socket,
+        })
+    }
+
+    fn registry_read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|poisoned| {
+            tracing::error!("agent registry lock was poisoned by a panic; recovering");
+            poisoned.into_inner()
+        })
+    }
+
+    fn registry_write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|poisoned| {
+            tracing::error!("agent registry lock was poisoned by a panic; recovering");
+            poisoned.into_inner()
+        })
+    }
+
+    fn queue_lock(&self) -> MutexGuard<'_, QueueState> {
+        self.queue.lock().unwrap_or_else(|poisoned| {
+            tracing::error!("task queue lock was poisoned by a panic; recovering");
+            poisoned.into_inner()
+        })
+    }
+
+    /// Runs a mutation that reads the registry and changes the queue.
+    fn change_queue<T>(
+        &self,
+        f: impl FnOnce(&Registry, &mut QueueState, Millis, &mut Vec<Change>) -> Result<T, ErrorBody>,
+    ) -> Applied<T> {
+        let registry = self.registry_read();
+        let mut queue = self.queue_lock();
+        let now = now_millis();
+        let mut changes = Vec::new();
+        let value = f(&registry, &mut queue, now, &mut changes)?;
+        queue.settle(&registry, now, &mut changes);
+        Ok((value, changes))
+    }
+
+    /// Runs a mutation that changes the registry (and maybe the queue).
+    fn change_registry<T>(
+        &self,
+        f: impl FnOnce(&mut Registry, &mut QueueState, Millis, &mut Vec<Change>) -> Result<T, ErrorBody>,
+    ) -> Applied<T> {
+        let mut registry = self.registry_write();
+        let mut queue = self.queue_lock();
+        let now = now_millis();
+        let mut changes = Vec::new();
+        let value = f(&mut registry, &mut queue, now, &mut changes)?;
+        queue.settle(&registry, now, &mut changes);
+        Ok((value, changes))
+    }
+
+    /// Hands applied changes on, and answers only once that is done. Today that means the
+    /// metrics; the durable store slots in here, so that nothing is acknowledged before it
+    /// is on disk.
+    async fn commit<T>(&self, applied: Applied<T>) -> Result<T, ErrorBody> {
+        let (value, changes) = applied?;
+        self.metrics.observe_changes(&changes);
+        Ok(value)
+    }
+
+    pub fn info(&self) -> DaemonInfo {
+        DaemonInfo {
+            version: SOFTWARE_VERSION.to_string(),
+            protocol: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            socket: self.socket.clone(),
+        }
+    }
+
+    /// Stops serving: parked claims are woken with "shutting down", and the accept loop
+    /// and idle connections see the phase change.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.advance(Phase::Stopping);
+        self.queue_lock().parked.clear();
+    }
+
+    pub async fn add_tasks(&self, mut tasks: Vec<NewTask>) -> Result<Vec<TaskId>, ErrorBody> {
+        if tasks.is_empty() {
+            return Err(ErrorBody::invalid("no tasks to add"));
+        }
+        if tasks.len() > MAX_BATCH {
+            return Err(ErrorBody::invalid(format!(
+                "{} tasks in one request; the limit is {MAX_BATCH}",
+                tasks.len()
+            )));
+        }
+        let single = tasks.len() == 1;
+        for (i, task) in tasks.iter_mut().enumerate() {
+            task.validate().map_err(|message| {
+                if single {
+                    ErrorBody::invalid(message)
+                } else {
+                    ErrorBody::invalid(format!("task {} of the batch: {message}", i + 1))
+                }
+            })?;
+        }
+        let applied = self.change_queue(|_, queue, now, changes| {
+            Ok(tasks
+                .into_iter()
+                .map(|task| queue.tasks.add(task, now, changes))
+                .collect())
+        });
+        self.commit(applied).await
+    }
+
+    pub async fn claim(
+        self: &Arc<Self>,
+        agent: String,
+        queues: Vec<String>,
+        wait: bool,
+    ) -> Result<ClaimOutcome, ErrorBody> {
+        limits::check_name("agent", &agent).map_err(ErrorBody::invalid)?;
+        for queue in &queues {
+            limits::check_name("queue", queue).map_err(ErrorBody::invalid)?;
+        }
+        if wait && self.shutdown.is_stopping() {
+            return Err(ErrorBody::unavailable("the daemon is shutting down"));
+        }
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            // A claim is a sign of life.
+            let record = registry.heartbeat(&agent, now, changes)?;
+            let claimed = record
+                .claimant()
+                .and_then(|who| queue.tasks.claim(who, &queues, now, changes));
+            Ok(match claimed {
+                Some(task) => ClaimOutcome::Claimed(task),
+                None if wait => {
+                    let (reply, rx) = oneshot::channel();
+                    queue.parked.park(ParkedClaim {
+                        agent: agent.clone(),
+                        queues: queues.clone(),
+                        reply,
+                    });
+                    ClaimOutcome::Parked(ParkedTicket {
+                        reply: rx,
+                        agent: agent.clone(),
+                        state: Arc::clone(self),
+                    })
+                }
+                None => ClaimOutcome::Empty,
+            })
+        });
+        self.commit(applied).await
+    }
+
+    /// Puts back a task whose claim never reached its claimer.
+    pub fn release(&self, id: TaskId, agent: &str) {
+        let applied = self.change_queue(|_, queue, now, changes| {
+            queue.tasks.release(id, agent, now, changes);
+            Ok(())
+        });
+        if let Ok(((), changes)) = applied {
+            tracing::info!(
+                id,
+                agent,
+                "claimed task was not delivered; back in the queue"
+            );
+            self.metrics.observe_changes(&changes);
+        }
+    }
+
+    pub async fn complete(&self, id: TaskId, result: Option<String>) -> Result<Task, ErrorBody> {
+        if let Some(result) = &result {
+            limits::check_text("the result", result).map_err(ErrorBody::invalid)?;
+        }
+        let applied = self
+            .change_queue(|_, queue, now, changes| queue.tasks.complete(id, result, now, changes));
+        self.commit(applied).await
+    }
+
+    pub async fn fail(
+        &self,
+        id: TaskId,
+        reason: Option<String>,
+        retry: bool,
+    ) -> Result<Task, ErrorBody> {
+        if let Some(reason) = &reason {
+            limits::check_text("the reason", reason).map_err(ErrorBody::invalid)?;
+        }
+        let applied = self.change_queue(|_, queue, now, changes| {
+            queue.tasks.fail(id, reason, retry, now, changes)
+        });
+        self.commit(applied).await
+    }
+
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, ErrorBody> {
+        let applied =
+            self.change_queue(|_, queue, now, changes| queue.tasks.cancel(id, now, changes));
+        self.commit(applied).await
+    }
+
+    pub async fn retry(&self, id: TaskId) -> Result<Task, ErrorBody> {
+        let applied =
+            self.change_queue(|_, queue, now, changes| queue.tasks.retry(id, now, changes));
+        self.commit(applied).await
+    }
+
+    /// Waits until every task in `ids` has ended or `timeout` runs out; returns the tasks
+    /// as they are then and whether the wait timed out.
+    pub async fn wait(
+        &self,
+        ids: Vec<TaskId>,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<Task>, bool), ErrorBody> {
+        if ids.is_empty() || ids.len() > MAX_WAIT_IDS {
+            return Err(ErrorBody::invalid(format!(
+                "wait for 1 to {MAX_WAIT_IDS} tasks, not {}",
+                ids.len()
+            )));
+        }
+        let pending = {
+            let mut queue = self.queue_lock();
+            let mut pending = Vec::new();
+            for &id in &ids {
+                let task = queue
+                    .tasks
+                    .get(id)
+                    .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+                if !task.status.is_finished() {
+                    pending.push(queue.watchers.watch(id));
+                }
+            }
+            pending
+        };
+        let all_ended = async {
+            for watcher in pending {
+                // A closed channel means the task is gone; the final read reports it.
+                let _ = watcher.await;
+            }
+        };
+        let bounded = async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, all_ended).await.is_err(),
+                None => {
+                    all_ended.await;
+                    false
+                }
+            }
+        };
+        let timed_out = tokio::select! {
+            timed_out = bounded => timed_out,
+            () = self.shutdown.reached(Phase::Stopping) => {
+                return Err(ErrorBody::unavailable("the daemon is shutting down"));
+            }
+        };
+        let queue = self.queue_lock();
+        let tasks = ids
+            .iter()
+            .map(|&id| {
+                queue
+                    .tasks
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tasks, timed_out))
+    }
+
+    pub fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
+        self.queue_lock().tasks.list(filter)
+    }
+
+    pub fn get_task(&self, id: TaskId) -> Result<Task, ErrorBody> {
+        self.queue_lock()
+            .tasks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+    }
+
+    pub async fn register_agent(
+        &self,
+        name: String,
+        mut capabilities: Vec<String>,
+        max_tasks: u32,
+    ) -> Result<Agent, ErrorBody> {
+        limits::check_name("agent", &name).map_err(ErrorBody::invalid)?;
+        limits::normalize_capabilities(&mut capabilities).map_err(ErrorBody::invalid)?;
+        if max_tasks == 0 || max_tasks > MAX_TASKS_LIMIT {
+            return Err(ErrorBody::invalid(format!(
+                "max tasks must be between 1 and {MAX_TASKS_LIMIT}, not {max_tasks}"
+            )));
+        }
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            let record = registry.register(&name, capabilities, max_tasks, now, changes);
+            Ok(record.view(queue.tasks.running_count(&name)))
+        });
+        self.commit(applied).await
+    }
+
+    pub async fn set_agent_status(
+        &self,
+        name: String,
+        status: AgentStatus,
+    ) -> Result<Agent, ErrorBody> {
+        let availability = Availability::from_status(status);
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            registry.set_availability(&name, availability, now, changes)?;
+            if availability == Availability::Offline {
+                queue.tasks.requeue_agent(&name, now, changes);
+            }
+            let record = registry.get(&name)?;
+            Ok(record.view(queue.tasks.running_count(&name)))
+        });
+        self.commit(applied).await
+    }
+
+    pub async fn heartbeat(&self, name: String) -> Result<Agent, ErrorBody> {
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            let record = registry.heartbeat(&name, now, changes)?;
+            Ok(record.view(queue.tasks.running_count(&name)))
+        });
+        self.commit(applied).await
+    }
+
+    pub async fn remove_agent(&self, name: String) -> Result<Vec<TaskId>, ErrorBody> {
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            registry.remove(&name, changes)?;
+            queue.parked.forget_agent(&name);
+            Ok(queue.tasks.requeue_agent(&name, now, changes))
+        });
+        self.commit(applied).await
+    }
+
+    pub fn list_agents(&self, statuses: &[AgentStatus]) -> Vec<Agent> {
+        let registry = self.registry_read();
+        let queue = self.queue_lock();
+        registry
+            .iter()
+            .map(|record| record.view(queue.tasks.running_count(&record.name)))
+            .filter(|agent| statuses.is_empty() || statuses.contains(&agent.status))
+            .collect()
+    }
+
+    pub fn get_agent(&self, name: &str) -> Result<Agent, ErrorBody> {
+        let registry = self.registry_read();
+        let queue = self.queue_lock();
+        let record = registry.get(name)?;
+        Ok(record.view(queue.tasks.running_count(name)))
+    }
+
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let agents = self.list_agents(&[]);
+        let tasks = self.queue_lock().tasks.counts();
+        let mut by_status = [0u64; AgentStatus::ALL.len()];
+        for agent in &agents {
+            by_status[agent.status.index()] += 1;
+        }
+        let (connections_open, connections_total) = self.metrics.connections();
+        MetricsSnapshot {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            tasks,
+            agents: AgentStatus::ALL
+                .into_iter()
+                .map(|status| (status, by_status[status.index()]))
+                .collect(),
+            counters: self.metrics.counters(),
+            latency_buckets_us: LATENCY_BUCKETS_US.to_vec(),
+            requests: self.metrics.request_stats(),
+            connections_open,
+            connections_total,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! vapora: a local task queue daemon and its command-line client.
+//!
+//! - [`protocol`]: what the two sides say to each other (types, requests, responses, the
+//!   handshake, and the frame codec, the only place that knows bincode).
+//! - [`daemon`]: the long-lived process; its state (`daemon::state`) is a task queue behind
+//!   a mutex and an agent registry behind a read-write lock, shared through an `Arc`.
+//! - [`client`]: the synchronous command-line client: argument parsing, the connection,
+//!   autostart, commands and output.
+//! - [`paths`]: where the socket lives.
+
+pub mod client;
+pub mod daemon;
+pub mod paths;
+pub mod protocol;

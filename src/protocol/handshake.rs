@@ -1,0 +1,82 @@
+//! The first frame each way on a connection.
+//!
+//! bincode is not self-describing: a client and daemon that disagree on a type would decode
+//! garbage. So these two structs never change shape; they carry the protocol version, and
+//! both sides refuse to go on when the versions differ.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a vapora peer (and rejects anything else talking to the socket).
+pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
+
+/// Bumped whenever a request or response changes shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The version of this build, sent for humans reading error messages.
+pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Client → daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: [u8; 8],
+    pub protocol: u32,
+    pub client_version: String,
+}
+
+/// Daemon → client. `refusal` is set when the daemon will not serve this client (it then
+/// closes the connection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub magic: [u8; 8],
+    pub protocol: u32,
+    pub daemon_version: String,
+    pub refusal: Option<String>,
+}
+
+impl Hello {
+    pub fn current() -> Hello {
+        Hello {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            client_version: SOFTWARE_VERSION.to_string(),
+        }
+    }
+}
+
+impl Welcome {
+    /// The daemon's answer to `hello`.
+    pub fn answer(hello: &Hello) -> Welcome {
+        let refusal = if hello.magic != MAGIC {
+            Some("not a vapora client (bad magic bytes)".to_string())
+        } else if hello.protocol != PROTOCOL_VERSION {
+            Some(incompatible_message(
+                hello.protocol,
+                &hello.client_version,
+                PROTOCOL_VERSION,
+                SOFTWARE_VERSION,
+            ))
+        } else {
+            None
+        };
+        Welcome {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            daemon_version: SOFTWARE_VERSION.to_string(),
+            refusal,
+        }
+    }
+}
+
+/// The one wording of a version mismatch, used by whichever side notices it.
+pub fn incompatible_message(
+    client_protocol: u32,
+    client_version: &str,
+    daemon_protocol: u32,
+    daemon_version: &str,
+) -> String {
+    format!(
+        "incompatible protocol: client {client_version} speaks protocol {client_protocol}, \
+         daemon {daemon_version} speaks protocol {daemon_protocol}; restart the daemon \
+         with the same vapora version as the client"
+    )
+}

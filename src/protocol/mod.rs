@@ -1,0 +1,13 @@
+//! The language the client and the daemon speak, and nothing else: the types, the requests
+//! and responses, the handshake, input limits, and the frame codec.
+
+pub mod codec;
+pub mod handshake;
+pub mod limits;
+pub mod request;
+pub mod response;
+pub mod types;
+
+pub use request::{Request, RequestFrame, RequestKind, TaskFilter};
+pub use response::{ErrorBody, ErrorKind, MetricsSnapshot, Response, ResponseFrame};
+pub use types::{Agent, AgentStatus, DaemonInfo, Millis, NewTask, Task, TaskId, TaskStatus};

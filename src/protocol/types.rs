@@ -1,0 +1,212 @@
+//! The nouns of vapora: tasks, agents and their statuses, as both sides see them.
+//!
+//! Times travel as milliseconds since the Unix epoch; the client formats them. Statuses are
+//! plain enums so that an unknown word on the command line is refused by the parser.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A task's identity: assigned by the daemon, increasing, never reused.
+pub type TaskId = u64;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// The current wall-clock time in [`Millis`].
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+/// Where a task is in its life. `Done`, `Failed` and `Cancelled` are final until a
+/// `retry` brings a failed or cancelled task back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the task has ended (what `task wait` waits for).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+
+    /// Position in [`TaskStatus::ALL`], for per-status counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown task status '{s}' (expected queued, running, done, failed or cancelled)")
+            })
+    }
+}
+
+/// One unit of work, as stored by the daemon and shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub title: String,
+    /// Opaque to vapora: whatever the worker needs (a command line, JSON, a path).
+    pub payload: String,
+    pub queue: String,
+    /// Higher runs first; FIFO within one priority.
+    pub priority: i32,
+    pub status: TaskStatus,
+    /// Capabilities an agent must have to claim this task; sorted and without duplicates.
+    pub requires: Vec<String>,
+    /// The agent running the task, or the last one that ran it.
+    pub agent: Option<String>,
+    /// How many times the task has been claimed since it was added (or last retried).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub result: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a client sends to create a task. Defaults match the CLI's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub title: String,
+    pub payload: String,
+    pub priority: i32,
+    pub queue: String,
+    pub requires: Vec<String>,
+    pub max_attempts: u32,
+}
+
+/// The queue a task goes to when none is named.
+pub const DEFAULT_QUEUE: &str = "default";
+/// How many claims a task gets before a failure is final, when none is named.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+impl NewTask {
+    pub fn new(title: impl Into<String>) -> NewTask {
+        NewTask {
+            title: title.into(),
+            payload: String::new(),
+            priority: 0,
+            queue: DEFAULT_QUEUE.to_string(),
+            requires: Vec::new(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// An agent's status as shown to users. `Idle` and `Busy` are derived by the daemon from
+/// whether the agent holds tasks; `Paused` and `Offline` are set by hand and stop claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AgentStatus {
+    Idle,
+    Busy,
+    Paused,
+    Offline,
+}
+
+impl AgentStatus {
+    pub const ALL: [AgentStatus; 4] = [
+        AgentStatus::Idle,
+        AgentStatus::Busy,
+        AgentStatus::Paused,
+        AgentStatus::Offline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Idle => "idle",
+            AgentStatus::Busy => "busy",
+            AgentStatus::Paused => "paused",
+            AgentStatus::Offline => "offline",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AgentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown agent status '{s}' (expected idle, busy, paused or offline)")
+            })
+    }
+}
+
+/// A registered worker, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub name: String,
+    pub status: AgentStatus,
+    /// Sorted, without duplicates.
+    pub capabilities: Vec<String>,
+    /// How many tasks the agent may run at once.
+    pub max_tasks: u32,
+    /// How many tasks it runs now.
+    pub running: u32,
+    pub registered_at: Millis,
+    pub last_heartbeat: Millis,
+}
+
+/// What `ping` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub uptime_ms: u64,
+    pub socket: String,
+}
