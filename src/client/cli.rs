@@ -26,7 +26,9 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Do not start a daemon when none answers.
-    #[arg(long, global = true, env = "VAPORA_NO_AUTOSTART")]
+    #[arg(long, global = true, env = "VAPORA_NO_AUTOSTART",
+          action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::FalseyValueParser::new())]
     pub no_autostart: bool,
     #[command(subcommand)]
     pub command: Command,

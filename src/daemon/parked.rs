@@ -34,12 +34,12 @@ impl ParkedClaims {
         self.waiting.push_back(claim);
     }
 
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+    /// Claimers still waiting (those that left are not counted).
+    pub fn waiting(&self) -> usize {
+        self.waiting
+            .iter()
+            .filter(|parked| !parked.reply.is_closed())
+            .count()
     }
 
     /// Hands queued tasks to parked claimers, first come first served: each parked claimer

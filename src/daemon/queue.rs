@@ -499,3 +499,233 @@ fn past_tense(action: &str) -> &'static str {
         _ => "changed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn add(queue: &mut TaskQueue, title: &str, priority: i32, requires: &[&str]) -> TaskId {
+        let mut task = NewTask::new(title);
+        task.priority = priority;
+        task.requires = caps(requires);
+        task.validate().unwrap();
+        queue.add(task, 0, &mut Vec::new())
+    }
+
+    fn claim(
+        queue: &mut TaskQueue,
+        agent: &str,
+        capabilities: &[String],
+        max: u32,
+    ) -> Option<TaskId> {
+        let who = Claimant {
+            name: agent,
+            capabilities,
+            max_tasks: max,
+        };
+        queue.claim(who, &[], 1, &mut Vec::new()).map(|t| t.id)
+    }
+
+    #[test]
+    fn higher_priority_first_then_fifo() {
+        let mut queue = TaskQueue::new();
+        let low = add(&mut queue, "low", -1, &[]);
+        let a = add(&mut queue, "a", 0, &[]);
+        let high = add(&mut queue, "high", 5, &[]);
+        let b = add(&mut queue, "b", 0, &[]);
+        let order: Vec<_> = (0..4)
+            .map(|_| claim(&mut queue, "w", &[], 10).unwrap())
+            .collect();
+        assert_eq!(order, vec![high, a, b, low]);
+        assert_eq!(claim(&mut queue, "w", &[], 10), None);
+    }
+
+    #[test]
+    fn fifo_holds_across_lanes() {
+        let mut queue = TaskQueue::new();
+        let gpu = add(&mut queue, "gpu", 0, &["gpu"]);
+        let plain = add(&mut queue, "plain", 0, &[]);
+        let all = caps(&["gpu"]);
+        assert_eq!(claim(&mut queue, "w", &all, 10), Some(gpu));
+        assert_eq!(claim(&mut queue, "w", &all, 10), Some(plain));
+    }
+
+    #[test]
+    fn capabilities_must_cover_requirements() {
+        let mut queue = TaskQueue::new();
+        let id = add(&mut queue, "t", 0, &["gpu", "linux"]);
+        assert_eq!(claim(&mut queue, "w", &caps(&["gpu"]), 1), None);
+        assert_eq!(
+            claim(&mut queue, "w", &caps(&["gpu", "linux", "x"]), 1),
+            Some(id)
+        );
+    }
+
+    #[test]
+    fn max_tasks_limits_concurrent_claims() {
+        let mut queue = TaskQueue::new();
+        let first = add(&mut queue, "1", 0, &[]);
+        add(&mut queue, "2", 0, &[]);
+        assert_eq!(claim(&mut queue, "w", &[], 1), Some(first));
+        assert_eq!(claim(&mut queue, "w", &[], 1), None);
+        queue.complete(first, None, 2, &mut Vec::new()).unwrap();
+        assert!(claim(&mut queue, "w", &[], 1).is_some());
+    }
+
+    #[test]
+    fn queues_filter_claims() {
+        let mut queue = TaskQueue::new();
+        let mut task = NewTask::new("mail");
+        task.queue = "mail".into();
+        let mail = queue.add(task, 0, &mut Vec::new());
+        let who = Claimant {
+            name: "w",
+            capabilities: &[],
+            max_tasks: 5,
+        };
+        assert!(
+            queue
+                .claim(who, &["other".into()], 1, &mut Vec::new())
+                .is_none()
+        );
+        let got = queue.claim(who, &["mail".into()], 1, &mut Vec::new());
+        assert_eq!(got.map(|t| t.id), Some(mail));
+    }
+
+    #[test]
+    fn cancelled_queued_task_is_skipped() {
+        let mut queue = TaskQueue::new();
+        let a = add(&mut queue, "a", 0, &[]);
+        let b = add(&mut queue, "b", 0, &[]);
+        queue.cancel(a, 1, &mut Vec::new()).unwrap();
+        assert_eq!(queue.queued_len(), 1);
+        assert_eq!(claim(&mut queue, "w", &[], 5), Some(b));
+        assert_eq!(claim(&mut queue, "w", &[], 5), None);
+    }
+
+    #[test]
+    fn fail_requeues_until_attempts_run_out() {
+        let mut queue = TaskQueue::new();
+        let mut task = NewTask::new("flaky");
+        task.max_attempts = 2;
+        let id = queue.add(task, 0, &mut Vec::new());
+        claim(&mut queue, "w", &[], 5).unwrap();
+        let after = queue
+            .fail(id, Some("boom".into()), true, 1, &mut Vec::new())
+            .unwrap();
+        assert_eq!(after.status, TaskStatus::Queued);
+        assert_eq!(after.error.as_deref(), Some("boom"));
+        claim(&mut queue, "w", &[], 5).unwrap();
+        let after = queue.fail(id, None, true, 2, &mut Vec::new()).unwrap();
+        assert_eq!(after.status, TaskStatus::Failed);
+        assert_eq!(after.attempts, 2);
+        let revived = queue.retry(id, 3, &mut Vec::new()).unwrap();
+        assert_eq!((revived.status, revived.attempts), (TaskStatus::Queued, 0));
+    }
+
+    #[test]
+    fn illegal_transitions_are_conflicts() {
+        let mut queue = TaskQueue::new();
+        let id = add(&mut queue, "t", 0, &[]);
+        let conflict = |r: Result<Task, ErrorBody>| r.unwrap_err().kind;
+        use crate::protocol::ErrorKind::Conflict;
+        assert_eq!(
+            conflict(queue.complete(id, None, 1, &mut Vec::new())),
+            Conflict
+        );
+        assert_eq!(
+            conflict(queue.fail(id, None, true, 1, &mut Vec::new())),
+            Conflict
+        );
+        assert_eq!(conflict(queue.retry(id, 1, &mut Vec::new())), Conflict);
+        claim(&mut queue, "w", &[], 1).unwrap();
+        queue.complete(id, None, 1, &mut Vec::new()).unwrap();
+        assert_eq!(conflict(queue.cancel(id, 1, &mut Vec::new())), Conflict);
+        assert_eq!(
+            conflict(queue.complete(id, None, 1, &mut Vec::new())),
+            Conflict
+        );
+        assert_eq!(
+            queue
+                .complete(999, None, 1, &mut Vec::new())
+                .unwrap_err()
+                .kind,
+            crate::protocol::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn agent_loss_requeues_at_the_old_place_with_attempt_refunded() {
+        let mut queue = TaskQueue::new();
+        let first = add(&mut queue, "first", 0, &[]);
+        let second = add(&mut queue, "second", 0, &[]);
+        assert_eq!(claim(&mut queue, "w", &[], 1), Some(first));
+        assert_eq!(queue.requeue_agent("w", 2, &mut Vec::new()), vec![first]);
+        assert_eq!(queue.get(first).unwrap().attempts, 0);
+        assert_eq!(queue.running_count("w"), 0);
+        assert_eq!(claim(&mut queue, "v", &[], 5), Some(first));
+        assert_eq!(claim(&mut queue, "v", &[], 5), Some(second));
+    }
+
+    #[test]
+    fn counts_track_every_transition() {
+        let mut queue = TaskQueue::new();
+        let id = add(&mut queue, "t", 0, &[]);
+        add(&mut queue, "u", 0, &[]);
+        claim(&mut queue, "w", &[], 1).unwrap();
+        queue.complete(id, None, 1, &mut Vec::new()).unwrap();
+        let counts = queue.counts();
+        assert_eq!(
+            counts,
+            vec![
+                ("default".to_string(), TaskStatus::Queued, 1),
+                ("default".to_string(), TaskStatus::Done, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn claim_cost_does_not_depend_on_queue_length() {
+        // Many tasks in a lane the agent cannot take must not be looked at one by one:
+        // the claim inspects lane heads only. 100k ineligible tasks, then one eligible.
+        let mut queue = TaskQueue::new();
+        for i in 0..100_000 {
+            add(&mut queue, &format!("gpu {i}"), 9, &["gpu"]);
+        }
+        let plain = add(&mut queue, "plain", 0, &[]);
+        assert_eq!(queue.lanes.len(), 2);
+        assert_eq!(claim(&mut queue, "cpu-only", &[], 1), Some(plain));
+    }
+
+    #[test]
+    fn changes_describe_each_transition() {
+        let mut queue = TaskQueue::new();
+        let mut changes = Vec::new();
+        let id = queue.add(NewTask::new("t"), 0, &mut changes);
+        let who = Claimant {
+            name: "w",
+            capabilities: &[],
+            max_tasks: 1,
+        };
+        queue.claim(who, &[], 1, &mut changes).unwrap();
+        queue
+            .complete(id, Some("ok".into()), 2, &mut changes)
+            .unwrap();
+        assert!(matches!(changes[0], Change::TaskAdded(ref t) if t.id == id));
+        assert!(matches!(
+            changes[1],
+            Change::TaskClaimed { attempts: 1, .. }
+        ));
+        assert!(matches!(
+            changes[2],
+            Change::TaskFinished {
+                status: TaskStatus::Done,
+                ..
+            }
+        ));
+    }
+}

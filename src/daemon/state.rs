@@ -459,7 +459,10 @@ impl AppState {
 
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let agents = self.list_agents(&[]);
-        let tasks = self.queue_lock().tasks.counts();
+        let (tasks, parked_claims) = {
+            let queue = self.queue_lock();
+            (queue.tasks.counts(), queue.parked.waiting() as u64)
+        };
         let mut by_status = [0u64; AgentStatus::ALL.len()];
         for agent in &agents {
             by_status[agent.status.index()] += 1;
@@ -477,6 +480,7 @@ impl AppState {
             requests: self.metrics.request_stats(),
             connections_open,
             connections_total,
+            parked_claims,
         }
     }
 }

@@ -138,4 +138,6 @@ pub struct MetricsSnapshot {
     pub requests: Vec<RequestStats>,
     pub connections_open: u64,
     pub connections_total: u64,
+    /// Claims parked waiting for a task.
+    pub parked_claims: u64,
 }

@@ -54,6 +54,7 @@ fn to_json(m: &MetricsSnapshot) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "connections_open": m.connections_open,
         "connections_total": m.connections_total,
+        "parked_claims": m.parked_claims,
     })
 }
 
@@ -66,6 +67,7 @@ fn to_text(m: &MetricsSnapshot) -> String {
         "connections: {} open, {} total",
         m.connections_open, m.connections_total
     );
+    let _ = writeln!(out, "parked claims: {}", m.parked_claims);
     let _ = writeln!(out, "tasks:");
     if m.tasks.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -230,5 +232,12 @@ fn to_prometheus(m: &MetricsSnapshot) -> String {
         "Seconds since the daemon started.",
     );
     let _ = writeln!(out, "vapora_uptime_seconds {}", m.uptime_ms as f64 / 1000.0);
+    header(
+        &mut out,
+        "vapora_parked_claims",
+        "gauge",
+        "Claims waiting for a task.",
+    );
+    let _ = writeln!(out, "vapora_parked_claims {}", m.parked_claims);
     out
 }

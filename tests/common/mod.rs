@@ -1,0 +1,223 @@
+//! A real daemon on a temporary socket, and the real `vapora` binary run against it the way
+//! a script would run it.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vapora");
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout without the trailing newline.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self.stdout.trim_end()
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+pub struct TestDaemon {
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestDaemon {
+    pub fn start() -> TestDaemon {
+        TestDaemon::start_with(&[])
+    }
+
+    /// Starts `vapora daemon` with `args` and returns once it accepts connections.
+    pub fn start_with(args: &[&str]) -> TestDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("vapora-test")
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("v.sock");
+        let mut daemon = TestDaemon {
+            log: dir.path().join("daemon.log"),
+            socket,
+            dir,
+            child: None,
+        };
+        let child = daemon
+            .spawn_daemon(args)
+            .unwrap_or_else(|log| panic!("daemon did not start:\n{log}"));
+        daemon.child = Some(child);
+        daemon
+    }
+
+    /// Spawns a daemon on this socket and waits for its ready signal; on failure returns
+    /// its log.
+    pub fn spawn_daemon(&self, args: &[&str]) -> Result<Child, String> {
+        spawn_ready(&self.socket, &self.log, args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("VAPORA_SOCKET", &self.socket)
+            .env("VAPORA_NO_AUTOSTART", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `vapora ARGS` against this daemon.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Runs `vapora ARGS` with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_string();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Run::from(output)
+    }
+
+    /// Adds a task and returns its id.
+    pub fn add(&self, args: &[&str]) -> u64 {
+        let mut full = vec!["task", "add"];
+        full.extend_from_slice(args);
+        self.run(&full).ok().parse().unwrap()
+    }
+
+    pub fn status_of(&self, id: u64) -> String {
+        let task = self
+            .run(&["task", "show", &id.to_string(), "--json"])
+            .json();
+        task["status"].as_str().unwrap().to_string()
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon already stopped");
+        signal(child.id(), libc::SIGTERM);
+        child.wait().unwrap()
+    }
+
+    /// Waits for a daemon stopped by other means (e.g. `vapora shutdown`).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.child
+            .take()
+            .expect("daemon already stopped")
+            .wait()
+            .unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// Starts `vapora daemon --socket SOCKET ARGS`, logging to `log`, and waits (without
+/// polling) for the ready line it writes on the pipe named by VAPORA_READY_FD.
+pub fn spawn_ready(socket: &Path, log: &Path, args: &[&str]) -> Result<Child, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors owned by nobody else.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let write_fd = write_end.as_raw_fd();
+    let mut command = Command::new(BIN);
+    command
+        .arg("daemon")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env("VAPORA_READY_FD", "3")
+        .env_remove("VAPORA_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    // SAFETY: dup2/fcntl only, between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if write_fd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(write_fd, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    drop(write_end);
+    let mut line = String::new();
+    use std::io::Read;
+    let _ = std::fs::File::from(read_end).read_to_string(&mut line);
+    if line.starts_with("ready") {
+        Ok(child)
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(std::fs::read_to_string(log).unwrap_or_default())
+    }
+}

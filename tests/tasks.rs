@@ -1,0 +1,506 @@
+//! The task commands as a shell user or a script uses them.
+
+mod common;
+
+use common::TestDaemon;
+
+#[test]
+fn add_prints_a_bare_id_and_show_returns_every_field() {
+    let d = TestDaemon::start();
+    let run = d.run(&[
+        "task",
+        "add",
+        "build docs",
+        "--payload",
+        "make docs",
+        "--priority",
+        "3",
+        "--queue",
+        "ci",
+        "--require",
+        "linux",
+        "--require",
+        "docker",
+        "--max-attempts",
+        "5",
+    ]);
+    assert_eq!(run.ok(), "1");
+    assert_eq!(run.stderr, "");
+
+    let task = d.run(&["task", "show", "1", "--json"]).json();
+    assert_eq!(task["id"], 1);
+    assert_eq!(task["title"], "build docs");
+    assert_eq!(task["payload"], "make docs");
+    assert_eq!(task["queue"], "ci");
+    assert_eq!(task["priority"], 3);
+    assert_eq!(task["status"], "queued");
+    assert_eq!(task["requires"], serde_json::json!(["docker", "linux"]));
+    assert_eq!(task["agent"], serde_json::Value::Null);
+    assert_eq!(task["attempts"], 0);
+    assert_eq!(task["max_attempts"], 5);
+    assert!(task["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(task["updated_at"].as_str().unwrap().contains('T'));
+    assert_eq!(task["result"], serde_json::Value::Null);
+    assert_eq!(task["error"], serde_json::Value::Null);
+
+    let human = d.run(&["task", "show", "1"]);
+    assert!(human.ok().contains("title:"), "{human:?}");
+    assert!(human.stdout.contains("build docs"));
+}
+
+#[test]
+fn show_payload_prints_the_raw_payload_only() {
+    let d = TestDaemon::start();
+    let id = d.add(&["echo", "--payload", "echo 'hi there'\nexit 3"]);
+    let run = d.run(&["task", "show", &id.to_string(), "--payload"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stdout, "echo 'hi there'\nexit 3");
+}
+
+#[test]
+fn defaults_are_priority_zero_queue_default_three_attempts() {
+    let d = TestDaemon::start();
+    let id = d.add(&["plain"]);
+    let task = d.run(&["task", "show", &id.to_string(), "--json"]).json();
+    assert_eq!(task["priority"], 0);
+    assert_eq!(task["queue"], "default");
+    assert_eq!(task["max_attempts"], 3);
+}
+
+#[test]
+fn claims_follow_priority_then_fifo() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "100"])
+        .ok();
+    let low = d.add(&["low", "--priority", "-5"]);
+    let a = d.add(&["a"]);
+    let urgent = d.add(&["urgent", "--priority", "10"]);
+    let b = d.add(&["b"]);
+    let c = d.add(&["c"]);
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let id: u64 = d
+            .run(&["task", "claim", "--agent", "w1", "-q"])
+            .ok()
+            .parse()
+            .unwrap();
+        order.push(id);
+    }
+    assert_eq!(order, vec![urgent, a, b, c, low]);
+    let empty = d.run(&["task", "claim", "--agent", "w1"]);
+    assert_eq!(empty.code, 5, "{empty:?}");
+    assert_eq!(empty.stdout, "");
+}
+
+#[test]
+fn claim_output_forms() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "3"]).ok();
+    for title in ["one", "two", "three"] {
+        d.add(&[title]);
+    }
+    let human = d.run(&["task", "claim", "--agent", "w1"]);
+    assert!(human.ok().contains("one"));
+    assert!(human.stdout.contains("running"));
+    assert_eq!(d.run(&["task", "claim", "--agent", "w1", "-q"]).ok(), "2");
+    let json = d.run(&["task", "claim", "--agent", "w1", "--json"]).json();
+    assert_eq!(json["id"], 3);
+    assert_eq!(json["status"], "running");
+    assert_eq!(json["agent"], "w1");
+    assert_eq!(json["attempts"], 1);
+}
+
+#[test]
+fn claim_by_unregistered_agent_names_the_register_command() {
+    let d = TestDaemon::start();
+    d.add(&["t"]);
+    let run = d.run(&["task", "claim", "--agent", "ghost"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains("vapora agent register ghost"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn done_fail_cancel_retry_lifecycle() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "10"])
+        .ok();
+    let ok = d.add(&["ok"]);
+    let flaky = d.add(&["flaky", "--max-attempts", "2"]);
+    let doomed = d.add(&["doomed"]);
+
+    for _ in 0..3 {
+        d.run(&["task", "claim", "--agent", "w1", "-q"]).ok();
+    }
+    let done = d
+        .run(&["task", "done", &ok.to_string(), "--result", "42", "--json"])
+        .json();
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["result"], "42");
+
+    // With attempts left, a failure goes back to the queue.
+    let again = d
+        .run(&[
+            "task",
+            "fail",
+            &flaky.to_string(),
+            "--reason",
+            "flake",
+            "--json",
+        ])
+        .json();
+    assert_eq!(again["status"], "queued");
+    assert_eq!(again["error"], "flake");
+    assert_eq!(
+        d.run(&["task", "claim", "--agent", "w1", "-q"]).ok(),
+        flaky.to_string()
+    );
+    let failed = d
+        .run(&[
+            "task",
+            "fail",
+            &flaky.to_string(),
+            "--reason",
+            "again",
+            "--json",
+        ])
+        .json();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["attempts"], 2);
+
+    // --no-retry fails for good even with attempts left.
+    let failed = d
+        .run(&["task", "fail", &doomed.to_string(), "--no-retry", "--json"])
+        .json();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["attempts"], 1);
+
+    // Retry revives a failed task with a fresh attempt count.
+    let revived = d
+        .run(&["task", "retry", &flaky.to_string(), "--json"])
+        .json();
+    assert_eq!(revived["status"], "queued");
+    assert_eq!(revived["attempts"], 0);
+
+    let cancelled = d
+        .run(&["task", "cancel", &flaky.to_string(), "--json"])
+        .json();
+    assert_eq!(cancelled["status"], "cancelled");
+    let list = d
+        .run(&["task", "list", "--status", "failed", "--json"])
+        .json();
+    let ids: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![doomed]);
+}
+
+#[test]
+fn illegal_transitions_are_conflicts_with_exit_1() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let queued = d.add(&["queued"]);
+    let finished = d.add(&["finished"]);
+    d.run(&["task", "cancel", &finished.to_string()]).ok();
+
+    let cases: Vec<Vec<String>> = vec![
+        vec!["done".into(), queued.to_string()],
+        vec!["fail".into(), queued.to_string()],
+        vec!["retry".into(), queued.to_string()],
+        vec!["cancel".into(), finished.to_string()],
+        vec!["done".into(), finished.to_string()],
+    ];
+    for case in cases {
+        let mut args = vec!["task"];
+        args.extend(case.iter().map(String::as_str));
+        let run = d.run(&args);
+        assert_eq!(run.code, 1, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("cannot"), "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "");
+    }
+    // Nothing changed.
+    assert_eq!(d.status_of(queued), "queued");
+    assert_eq!(d.status_of(finished), "cancelled");
+}
+
+#[test]
+fn unknown_ids_exit_4() {
+    let d = TestDaemon::start();
+    for args in [
+        vec!["task", "show", "77"],
+        vec!["task", "done", "77"],
+        vec!["task", "cancel", "77"],
+        vec!["task", "wait", "77"],
+        vec!["agent", "show", "nobody"],
+    ] {
+        let run = d.run(&args);
+        assert_eq!(run.code, 4, "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = TestDaemon::start();
+    for args in [
+        vec!["task", "add"],
+        vec!["task", "add", "t", "--priority", "high"],
+        vec!["task", "list", "--status", "sleeping"],
+        vec!["task", "claim", "--agent", "w", "--wait", "soon"],
+        vec!["task", "add", "t", "--queue", "bad queue"],
+        vec!["task", "add", "t", "--max-attempts", "0"],
+        vec!["frobnicate"],
+    ] {
+        let run = d.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}");
+    }
+}
+
+#[test]
+fn list_filters_and_limits() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
+    d.add(&["a", "--queue", "q1"]);
+    d.add(&["b", "--queue", "q2"]);
+    d.add(&["c", "--queue", "q1"]);
+    d.run(&["task", "claim", "--agent", "w1", "--queue", "q2"])
+        .ok();
+
+    let ids = |args: &[&str]| -> Vec<u64> {
+        let mut full = vec!["task", "list", "--json"];
+        full.extend_from_slice(args);
+        d.run(&full)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&[]), vec![1, 2, 3]);
+    assert_eq!(ids(&["--queue", "q1"]), vec![1, 3]);
+    assert_eq!(ids(&["--status", "running"]), vec![2]);
+    assert_eq!(
+        ids(&["--status", "running", "--status", "queued"]),
+        vec![1, 2, 3]
+    );
+    assert_eq!(ids(&["--agent", "w1"]), vec![2]);
+    assert_eq!(ids(&["--limit", "2"]), vec![1, 2]);
+
+    let table = d.run(&["task", "list"]);
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert!(lines[0].starts_with("ID"), "{table:?}");
+    assert_eq!(lines.len(), 4);
+    // Columns are aligned: every row has its status where the header has STATUS.
+    let status_col = lines[0].find("STATUS").unwrap();
+    assert!(lines[1][status_col..].starts_with("queued"), "{table:?}");
+    assert_eq!(d.run(&["task", "list", "-q"]).ok(), "1\n2\n3");
+}
+
+#[test]
+fn wait_reports_the_outcome_in_its_exit_code() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
+    let good = d.add(&["good"]);
+    let bad = d.add(&["bad", "--max-attempts", "1"]);
+    let pending = d.add(&["pending"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    d.run(&["task", "done", &good.to_string()]).ok();
+    d.run(&["task", "fail", &bad.to_string()]).ok();
+
+    let done = d.run(&["task", "wait", &good.to_string()]);
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(done.stdout.trim(), format!("{good} done"));
+    assert_eq!(d.run(&["task", "wait", &bad.to_string()]).code, 1);
+    assert_eq!(
+        d.run(&["task", "wait", &good.to_string(), &bad.to_string()])
+            .code,
+        1
+    );
+    let timeout = d.run(&["task", "wait", &pending.to_string(), "--timeout", "200ms"]);
+    assert_eq!(timeout.code, 5, "{timeout:?}");
+    d.run(&["task", "cancel", &pending.to_string()]).ok();
+    assert_eq!(d.run(&["task", "wait", &pending.to_string()]).code, 1);
+}
+
+#[test]
+fn wait_is_woken_when_the_task_finishes() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let id = d.add(&["slow"]).to_string();
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    let waiter = d
+        .command(&["task", "wait", &id, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whether the waiter's request arrives before or after `done`, it must end with the
+    // finished task; when it is first, the daemon wakes it (it does not poll).
+    wait_for_metric(&d, "connections_open", 2);
+    d.run(&["task", "done", &id, "--result", "finished"]).ok();
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let task: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(task["result"], "finished");
+}
+
+/// Blocks until the daemon's metric `name` reaches at least `value`, so a test knows that
+/// a blocking client has connected or parked before it acts.
+pub fn wait_for_metric(d: &TestDaemon, name: &str, value: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = d.run(&["metrics", "--json"]).json();
+        if metrics[name].as_u64().unwrap() >= value {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never reached {value}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn stdin_adds_one_task_per_line_in_order() {
+    let d = TestDaemon::start();
+    let input: String = (1..=10_000).map(|i| format!("job {i}\n")).collect();
+    let run = d.run_stdin(&["task", "add", "--stdin", "--queue", "bulk"], &input);
+    let ids: Vec<u64> = run.ok().lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids, (1..=10_000).collect::<Vec<_>>());
+    let last = d.run(&["task", "show", "10000", "--json"]).json();
+    assert_eq!(last["title"], "job 10000");
+    assert_eq!(last["queue"], "bulk");
+    // One connection for the whole input, not one per line.
+    let metrics = d.run(&["metrics", "--json"]).json();
+    assert!(
+        metrics["connections_total"].as_u64().unwrap() <= 4,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn stdin_jsonl_takes_fields_and_refuses_bad_lines_atomically() {
+    let d = TestDaemon::start();
+    let good = "{\"title\":\"a\",\"priority\":7,\"requires\":[\"gpu\"],\"payload\":\"p\"}\n{\"title\":\"b\"}\n";
+    let run = d.run_stdin(&["task", "add", "--stdin", "--jsonl", "--json"], good);
+    assert_eq!(run.json(), serde_json::json!([{"id": 1}, {"id": 2}]));
+    let a = d.run(&["task", "show", "1", "--json"]).json();
+    assert_eq!(
+        (a["priority"].as_i64(), a["payload"].as_str()),
+        (Some(7), Some("p"))
+    );
+    assert_eq!(a["requires"], serde_json::json!(["gpu"]));
+
+    let bad =
+        "{\"title\":\"c\"}\nnot json\n{\"title\":\"\"}\n{\"title\":\"d\",\"queue\":\"no way\"}\n";
+    let run = d.run_stdin(&["task", "add", "--stdin", "--jsonl"], bad);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("line 2:"), "{run:?}");
+    assert!(run.stderr.contains("line 3:"), "{run:?}");
+    assert!(run.stderr.contains("line 4:"), "{run:?}");
+    assert!(!run.stderr.contains("line 1:"), "{run:?}");
+    assert_eq!(run.stdout, "");
+    // Nothing from the bad input was added, not even its good first line.
+    assert_eq!(d.run(&["task", "list", "-q"]).ok(), "1\n2");
+}
+
+#[test]
+fn parked_claim_is_woken_by_a_later_add() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let claimer = d
+        .command(&["task", "claim", "--agent", "w1", "--wait", "30s", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_metric(&d, "parked_claims", 1);
+    let id = d.add(&["arrives later"]);
+    let output = claimer.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        id.to_string()
+    );
+    assert_eq!(d.status_of(id), "running");
+}
+
+#[test]
+fn parked_claim_times_out_with_exit_5() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let run = d.run(&["task", "claim", "--agent", "w1", "--wait", "300ms"]);
+    assert_eq!(run.code, 5, "{run:?}");
+}
+
+#[test]
+fn killed_parked_claimer_does_not_take_the_task() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let mut claimer = d
+        .command(&["task", "claim", "--agent", "w1", "--wait", "60s"])
+        .spawn()
+        .unwrap();
+    wait_for_metric(&d, "parked_claims", 1);
+    claimer.kill().unwrap();
+    claimer.wait().unwrap();
+    // Once the daemon has seen the disconnect, only our own metrics connection is open.
+    wait_for_connections_at_most(&d, 1);
+    let id = d.add(&["nobody is waiting"]);
+    assert_eq!(d.status_of(id), "queued");
+    let task = d.run(&["task", "show", &id.to_string(), "--json"]).json();
+    assert_eq!(task["attempts"], 0);
+}
+
+fn wait_for_connections_at_most(d: &TestDaemon, open: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = d.run(&["metrics", "--json"]).json();
+        if metrics["connections_open"].as_u64().unwrap() <= open {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection never closed"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn parked_claimers_are_served_in_arrival_order() {
+    let d = TestDaemon::start();
+    for name in ["first", "second"] {
+        d.run(&["agent", "register", name]).ok();
+    }
+    let first = d
+        .command(&["task", "claim", "--agent", "first", "--wait", "30s", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_metric(&d, "parked_claims", 1);
+    let second = d
+        .command(&["task", "claim", "--agent", "second", "--wait", "30s", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_metric(&d, "parked_claims", 2);
+    let a = d.add(&["a"]);
+    let b = d.add(&["b"]);
+    let got_first = first.wait_with_output().unwrap();
+    let got_second = second.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got_first.stdout).trim(),
+        a.to_string()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got_second.stdout).trim(),
+        b.to_string()
+    );
+}
