@@ -78,7 +78,7 @@ impl XorShift {
 #[test]
 fn random_bytes_instead_of_a_handshake() {
     let d = TestDaemon::start();
-    let mut bystander = Client::connect(&d.socket).ok().unwrap();
+    let mut bystander = Client::connect(&d.socket).unwrap();
     let mut rng = XorShift(0x5eed);
     for _ in 0..20 {
         let mut stream = connect(&d);
@@ -95,7 +95,7 @@ fn random_bytes_instead_of_a_handshake() {
 #[test]
 fn random_frames_after_a_valid_handshake() {
     let d = TestDaemon::start();
-    let mut bystander = Client::connect(&d.socket).ok().unwrap();
+    let mut bystander = Client::connect(&d.socket).unwrap();
     let mut rng = XorShift(42);
     for _ in 0..50 {
         let mut stream = connect(&d);
@@ -114,7 +114,7 @@ fn random_frames_after_a_valid_handshake() {
 #[test]
 fn truncated_frame_is_dropped() {
     let d = TestDaemon::start();
-    let mut bystander = Client::connect(&d.socket).ok().unwrap();
+    let mut bystander = Client::connect(&d.socket).unwrap();
     let mut stream = connect(&d);
     handshake(&mut stream);
     stream.write_all(&100u32.to_be_bytes()).unwrap();
@@ -127,7 +127,7 @@ fn truncated_frame_is_dropped() {
 #[test]
 fn four_gib_length_prefix_is_answered_and_closed_without_allocating() {
     let d = TestDaemon::start();
-    let mut bystander = Client::connect(&d.socket).ok().unwrap();
+    let mut bystander = Client::connect(&d.socket).unwrap();
     let mut stream = connect(&d);
     handshake(&mut stream);
     stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
@@ -149,7 +149,7 @@ fn four_gib_length_prefix_is_answered_and_closed_without_allocating() {
 #[test]
 fn wrong_magic_and_wrong_version_are_refused_with_both_versions_named() {
     let d = TestDaemon::start();
-    let mut bystander = Client::connect(&d.socket).ok().unwrap();
+    let mut bystander = Client::connect(&d.socket).unwrap();
 
     let mut stream = connect(&d);
     send(

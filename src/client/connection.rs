@@ -34,6 +34,9 @@ pub struct Client {
     out: Vec<u8>,
     body: Vec<u8>,
     next_id: u64,
+    /// The `Hello` went out with the first request (saving a round trip per one-shot
+    /// command); its `Welcome` is read before the first answer.
+    welcome_pending: bool,
 }
 
 /// Why a connection could not be made.
@@ -71,13 +74,19 @@ impl Client {
             out: Vec::new(),
             body: Vec::new(),
             next_id: 1,
+            welcome_pending: true,
         };
-        client.handshake().map_err(ConnectError::Other)?;
+        codec::encode_frame(&mut client.out, &Hello::current(), DEFAULT_MAX_FRAME)
+            .map_err(|e| ConnectError::Other(CliError::new(FAILURE, e.to_string())))?;
         Ok(client)
     }
 
-    fn handshake(&mut self) -> Result<(), CliError> {
-        self.send(&Hello::current())?;
+    /// Reads the daemon's answer to our `Hello`, once.
+    fn check_welcome(&mut self) -> Result<(), CliError> {
+        if !self.welcome_pending {
+            return Ok(());
+        }
+        self.welcome_pending = false;
         let welcome: Welcome = self.receive()?;
         if welcome.magic != MAGIC {
             return Err(CliError::new(
@@ -134,6 +143,7 @@ impl Client {
                 sent += 1;
             }
             self.flush()?;
+            self.check_welcome()?;
             let answer: ResponseFrame = self.receive()?;
             let expected = first_id + answers.len() as u64;
             if answer.id != expected {
@@ -161,12 +171,6 @@ impl Client {
     pub fn wait_closed(&mut self) {
         let mut sink = [0u8; 64];
         while matches!(self.reader.read(&mut sink), Ok(n) if n > 0) {}
-    }
-
-    fn send<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
-        codec::encode_frame(&mut self.out, value, DEFAULT_MAX_FRAME)
-            .map_err(|e| CliError::new(FAILURE, format!("cannot send request: {e}")))?;
-        self.flush()
     }
 
     fn flush(&mut self) -> Result<(), CliError> {

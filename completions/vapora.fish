@@ -1,0 +1,233 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_vapora_global_optspecs
+    string join \n socket= json q/quiet no-autostart h/help V/version
+end
+
+function __fish_vapora_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_vapora_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_vapora_using_subcommand
+    set -l cmd (__fish_vapora_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c vapora -n "__fish_vapora_needs_command" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_needs_command" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_needs_command" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_needs_command" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_needs_command" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_needs_command" -s V -l version -d 'Print version'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "daemon" -d 'Run the daemon in the foreground'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "task" -d 'Add, inspect, claim and finish tasks'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "agent" -d 'Register and manage agents (workers)'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "ping" -d 'Check that the daemon answers; print its version, pid, uptime and socket'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "shutdown" -d 'Stop the daemon gracefully'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "metrics" -d 'Print daemon metrics'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c vapora -n "__fish_vapora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (at most the 16 MiB default)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "add" -d 'Add a task and print its id; with --stdin, one task per input line'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "list" -d 'List tasks (in id order)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "show" -d 'Show one task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "claim" -d 'Claim the best task an agent may take'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "done" -d 'Mark a running task done'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "cancel" -d 'Cancel a queued or running task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l payload -d 'Opaque data for the worker (a command, JSON, a path...)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l priority -d 'Higher runs first' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l queue -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l require -d 'A capability the claiming agent must have (repeatable)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l max-attempts -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l stdin -d 'Read tasks from standard input, one per line (the line is the title)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l jsonl -d 'With --stdin: each line is a JSON object with title, payload, priority, queue, requires, max_attempts (missing fields take the flags\' values)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l status -d 'Only tasks with this status (repeatable)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l queue -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l agent -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l limit -d 'At most this many tasks' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l payload -d 'Print the raw payload only (for `sh -c "$(vapora task show ID --payload)"`)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l agent -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l queue -d 'Only from this queue (repeatable; default: any queue)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l wait -d 'Wait this long for a task to arrive (e.g. 30s)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l result -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l reason -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-retry -d 'Fail for good, even with attempts left'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (e.g. 500ms, 30s, 5m)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a task and print its id; with --stdin, one task per input line'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tasks (in id order)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "claim" -d 'Claim the best task an agent may take'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "done" -d 'Mark a running task done'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Cancel a queued or running task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "register" -d 'Register an agent, or update its capabilities and limit'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "list" -d 'List agents'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "show" -d 'Show one agent'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "status" -d 'Set an agent\'s status; idle or busy resume it, paused stops claims, offline also requeues its tasks'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "heartbeat" -d 'Record that an agent is alive'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "remove" -d 'Remove an agent; its running tasks go back to the queue'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l capability -d 'A capability it has (repeatable)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l max-tasks -d 'How many tasks it may run at once' -r
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l status -r
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from show" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from show" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from show" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from status" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from status" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from heartbeat" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from heartbeat" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from heartbeat" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from heartbeat" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from heartbeat" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from remove" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from remove" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from remove" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "register" -d 'Register an agent, or update its capabilities and limit'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "list" -d 'List agents'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one agent'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Set an agent\'s status; idle or busy resume it, paused stops claims, offline also requeues its tasks'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "heartbeat" -d 'Record that an agent is alive'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an agent; its running tasks go back to the queue'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand ping" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand ping" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand ping" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand ping" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand ping" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l format -r -f -a "text\t''
+json\t''
+prometheus\t''"
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand completions" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand completions" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand completions" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand completions" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "daemon" -d 'Run the daemon in the foreground'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "task" -d 'Add, inspect, claim and finish tasks'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "agent" -d 'Register and manage agents (workers)'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "ping" -d 'Check that the daemon answers; print its version, pid, uptime and socket'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "shutdown" -d 'Stop the daemon gracefully'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "metrics" -d 'Print daemon metrics'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and not __fish_seen_subcommand_from daemon task agent ping shutdown metrics completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "add" -d 'Add a task and print its id; with --stdin, one task per input line'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "list" -d 'List tasks (in id order)'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "show" -d 'Show one task'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "claim" -d 'Claim the best task an agent may take'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "done" -d 'Mark a running task done'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "cancel" -d 'Cancel a queued or running task'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "register" -d 'Register an agent, or update its capabilities and limit'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "list" -d 'List agents'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "show" -d 'Show one agent'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Set an agent\'s status; idle or busy resume it, paused stops claims, offline also requeues its tasks'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "heartbeat" -d 'Record that an agent is alive'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "remove" -d 'Remove an agent; its running tasks go back to the queue'
