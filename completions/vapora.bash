@@ -1024,13 +1024,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__done)
-            opts="-q -h --result --socket --json --quiet --no-autostart --help"
+            opts="-q -h --result --agent --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --result)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1046,13 +1050,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__fail)
-            opts="-q -h --reason --no-retry --socket --json --quiet --no-autostart --help"
+            opts="-q -h --reason --no-retry --agent --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

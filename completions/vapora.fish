@@ -38,7 +38,7 @@ complete -c vapora -n "__fish_vapora_needs_command" -f -a "shutdown" -d 'Stop th
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "metrics" -d 'Print daemon metrics'
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (at most the 16 MiB default)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (4 MiB to the 16 MiB default: a frame must hold the largest task)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s q -l quiet -d 'Print only the essentials (ids), no messages'
@@ -95,12 +95,14 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s h -l help -d 'Print help'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l result -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l agent -d 'Refuse unless this agent runs the task' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s h -l help -d 'Print help'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l reason -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l agent -d 'Refuse unless this agent runs the task' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-retry -d 'Fail for good, even with attempts left'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l json -d 'Print results as one JSON document'

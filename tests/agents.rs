@@ -107,6 +107,8 @@ fn paused_agents_claim_nothing_and_offline_requeues() {
         .json();
     assert_eq!(offline["status"], "offline");
     assert_eq!(d.status_of(a), "queued");
+    // A requeued task no longer names the agent that lost it.
+    assert_eq!(d.run(&["task", "list", "--agent", "w1", "-q"]).ok(), "");
     d.run(&["agent", "status", "w1", "idle"]).ok();
     // Requeued at its old place: still ahead of b.
     assert_eq!(
@@ -153,11 +155,14 @@ fn list_filters_by_status_and_heartbeat_touches() {
 #[test]
 fn bad_names_are_refused() {
     let d = TestDaemon::start();
+    // Refused by the daemon's validation, reported as usage errors.
     let run = d.run(&["agent", "register", "bad name"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("invalid agent name"), "{run:?}");
     let run = d.run(&["agent", "register", "ok", "--capability", "a/b"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = d.run(&["task", "claim", "--agent", "no good"]);
+    assert_eq!(run.code, 2, "{run:?}");
     let run = d.run(&["agent", "status", "ok", "sleepy"]);
     assert_eq!(run.code, 2, "{run:?}");
 }

@@ -72,6 +72,7 @@ fn concurrent_adders_and_claimers_lose_and_duplicate_nothing() {
                                 .call(&Request::Complete {
                                     id: task.id,
                                     result: None,
+                                    agent: Some(format!("w{c}")),
                                 })
                                 .unwrap();
                             assert!(done.is_ok(), "{done:?}");

@@ -90,6 +90,27 @@ fn claims_follow_priority_then_fifo() {
     let empty = d.run(&["task", "claim", "--agent", "w1"]);
     assert_eq!(empty.code, 5, "{empty:?}");
     assert_eq!(empty.stdout, "");
+    let empty = d.run(&["task", "claim", "--agent", "w1", "--json"]);
+    assert_eq!((empty.code, empty.stdout.trim()), (5, "null"));
+}
+
+#[test]
+fn only_the_holding_agent_may_finish_a_task_when_it_names_itself() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    d.run(&["agent", "register", "w2"]).ok();
+    let id = d.add(&["contested"]).to_string();
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    // w1 is declared offline; its task goes to w2; w1's late answer must not count.
+    d.run(&["agent", "status", "w1", "offline"]).ok();
+    d.run(&["task", "claim", "--agent", "w2"]).ok();
+    let late = d.run(&["task", "done", &id, "--agent", "w1"]);
+    assert_eq!(late.code, 1, "{late:?}");
+    assert!(late.stderr.contains("does not hold"), "{late:?}");
+    assert_eq!(d.run(&["task", "fail", &id, "--agent", "w1"]).code, 1);
+    assert_eq!(d.status_of(id.parse().unwrap()), "running");
+    d.run(&["task", "done", &id, "--agent", "w2"]).ok();
+    assert_eq!(d.status_of(id.parse().unwrap()), "done");
 }
 
 #[test]

@@ -59,7 +59,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Largest frame accepted, in bytes (at most the 16 MiB default).
+    /// Largest frame accepted, in bytes (4 MiB to the 16 MiB default: a frame must hold
+    /// the largest task).
     #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::codec::DEFAULT_MAX_FRAME,
           value_parser = parse_max_frame)]
     pub max_frame: usize,
@@ -85,6 +86,9 @@ pub enum TaskCommand {
         id: u64,
         #[arg(long, value_name = "TEXT")]
         result: Option<String>,
+        /// Refuse unless this agent runs the task.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
     },
     /// Mark a running task failed; it is queued again while attempts are left.
     Fail {
@@ -94,6 +98,9 @@ pub enum TaskCommand {
         /// Fail for good, even with attempts left.
         #[arg(long)]
         no_retry: bool,
+        /// Refuse unless this agent runs the task.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
     },
     /// Cancel a queued or running task.
     Cancel { id: u64 },
@@ -218,11 +225,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration '{text}' ({e}); use e.g. 500ms, 5s, 2m, 1h"))
 }
 
+/// The smallest frame cap that still fits the largest task (title, payload, result and
+/// error at their limits).
+const MIN_MAX_FRAME: usize = 4 * 1024 * 1024;
+
 fn parse_max_frame(text: &str) -> Result<usize, String> {
     let max = crate::protocol::codec::DEFAULT_MAX_FRAME;
     match text.parse::<usize>() {
-        Ok(n) if (1024..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number of bytes from 1024 to {max}")),
+        Ok(n) if (MIN_MAX_FRAME..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of bytes from {MIN_MAX_FRAME} to {max}"
+        )),
     }
 }
 

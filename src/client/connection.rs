@@ -16,9 +16,10 @@ use crate::protocol::handshake::{
 };
 use crate::protocol::{ErrorBody, Request, Response, ResponseFrame};
 
-/// How many pipelined requests may be unanswered at once in `call_many`. Bounded so that
-/// neither side can block writing while the other blocks writing too.
-const PIPELINE_WINDOW: usize = 32;
+/// How many pipelined requests may be unanswered at once in `call_many`. The client writes
+/// a window before it reads; the daemon's answers to a full window (a few KiB each for the
+/// largest, an add batch) must fit in the socket buffer, or both sides would block writing.
+const PIPELINE_WINDOW: usize = 16;
 
 /// The socket, readable and writable through a shared reference (as Unix sockets are).
 struct Socket(Stream);
@@ -116,24 +117,27 @@ impl Client {
 
     /// Sends one request and waits for its answer.
     pub fn call(&mut self, request: &Request) -> Result<Result<Response, ErrorBody>, CliError> {
-        let mut answers = self.call_many(std::slice::from_ref(request))?;
+        let mut answers = Vec::with_capacity(1);
+        self.call_many(std::slice::from_ref(request), &mut answers)?;
         answers
             .pop()
             .ok_or_else(|| CliError::new(FAILURE, "the daemon sent no answer"))
     }
 
-    /// Sends requests pipelined (a bounded window ahead of the answers) and returns the
-    /// answers in request order.
+    /// Sends requests pipelined (a bounded window ahead of the answers) and pushes the
+    /// answers onto `answers` in request order. On an error, the answers received before it
+    /// are already in `answers`, so a caller can report what did happen.
     pub fn call_many(
         &mut self,
         requests: &[Request],
-    ) -> Result<Vec<Result<Response, ErrorBody>>, CliError> {
+        answers: &mut Vec<Result<Response, ErrorBody>>,
+    ) -> Result<(), CliError> {
         let first_id = self.next_id;
         self.next_id += requests.len() as u64;
-        let mut answers = Vec::with_capacity(requests.len());
         let mut sent = 0;
-        while answers.len() < requests.len() {
-            while sent < requests.len() && sent - answers.len() < PIPELINE_WINDOW {
+        let mut received = 0;
+        while received < requests.len() {
+            while sent < requests.len() && sent - received < PIPELINE_WINDOW {
                 let frame = OutgoingRequest {
                     id: first_id + sent as u64,
                     request: &requests[sent],
@@ -145,7 +149,7 @@ impl Client {
             self.flush()?;
             self.check_welcome()?;
             let answer: ResponseFrame = self.receive()?;
-            let expected = first_id + answers.len() as u64;
+            let expected = first_id + received as u64;
             if answer.id != expected {
                 // An answer with id 0 is the daemon refusing a frame it could not read.
                 if let Err(error) = answer.result {
@@ -163,8 +167,9 @@ impl Client {
                 ));
             }
             answers.push(answer.result);
+            received += 1;
         }
-        Ok(answers)
+        Ok(())
     }
 
     /// Waits until the daemon closes the connection (after `shutdown`).

@@ -5,7 +5,8 @@ use crate::protocol::{ErrorBody, ErrorKind};
 pub const OK: i32 = 0;
 /// An error reported by the daemon, or a wait that ended in failure or cancellation.
 pub const FAILURE: i32 = 1;
-/// Bad command line or bad input (clap uses 2 as well).
+/// Bad command line or bad input, whether the client or the daemon noticed it (clap uses 2
+/// as well).
 pub const USAGE: i32 = 2;
 /// No daemon answers (and autostart is off or failed).
 pub const UNREACHABLE: i32 = 3;
@@ -37,6 +38,8 @@ impl From<ErrorBody> for CliError {
     fn from(error: ErrorBody) -> CliError {
         let code = match error.kind {
             ErrorKind::NotFound => NOT_FOUND,
+            // The daemon found the input invalid: a usage error like a bad flag.
+            ErrorKind::InvalidArgument => USAGE,
             _ => FAILURE,
         };
         CliError::new(code, error.message)

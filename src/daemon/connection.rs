@@ -112,11 +112,15 @@ impl Connection {
                 Ok(Response::Claimed(Some(task))) => Some((task.id, task.agent.clone())),
                 _ => None,
             };
-            self.queue_answer(id, result);
+            let encoded = self.queue_answer(id, result);
             if let Some((task_id, agent)) = claimed {
                 // A claimed task must reach its claimer or go back to the queue.
+                let agent = agent.unwrap_or_default();
+                if !encoded {
+                    state.release(task_id, &agent);
+                }
                 if let Err(e) = self.flush().await {
-                    state.release(task_id, agent.as_deref().unwrap_or_default());
+                    state.release(task_id, &agent);
                     return Err(e);
                 }
             }
@@ -212,9 +216,13 @@ impl Connection {
 
     /// Encodes an answer into the output buffer. An answer too large for a frame is
     /// replaced by an error saying so.
-    fn queue_answer(&mut self, id: u64, result: Result<Response, ErrorBody>) {
+    /// Returns false when the answer had to be replaced by that error.
+    fn queue_answer(&mut self, id: u64, result: Result<Response, ErrorBody>) -> bool {
         let frame = ResponseFrame { id, result };
-        if let Err(e) = codec::encode_frame(&mut self.outbuf, &frame, self.max_frame) {
+        let Err(e) = codec::encode_frame(&mut self.outbuf, &frame, self.max_frame) else {
+            return true;
+        };
+        {
             let error = ErrorBody::new(
                 crate::protocol::ErrorKind::Unavailable,
                 format!("the answer is too large to send ({e}); ask for less, e.g. with --limit"),
@@ -227,6 +235,7 @@ impl Connection {
                 tracing::error!(error = %e, "cannot encode an error answer");
             }
         }
+        false
     }
 
     async fn flush(&mut self) -> io::Result<()> {

@@ -111,12 +111,24 @@ async fn stop_on_signals(state: Arc<AppState>) {
         tracing::error!("cannot install signal handlers; stop the daemon with `vapora shutdown`");
         return;
     };
-    let name = tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    };
-    tracing::info!(signal = name, "shutting down");
-    state.begin_shutdown();
+    let mut first = true;
+    loop {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        if first {
+            tracing::info!(
+                signal = name,
+                "shutting down (a second signal stops at once)"
+            );
+            state.begin_shutdown();
+            first = false;
+        } else {
+            tracing::warn!(signal = name, "second signal: exiting without waiting");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Tells an autostarting client that the socket accepts connections.

@@ -197,6 +197,26 @@ impl TaskQueue {
         Some(claimed)
     }
 
+    /// When `by` names an agent, checks that it is the one running task `id`.
+    pub fn check_holder(&self, id: TaskId, by: Option<&str>) -> Result<(), ErrorBody> {
+        let Some(by) = by else {
+            return Ok(());
+        };
+        let task = self
+            .get(id)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        if task.status == TaskStatus::Running && task.agent.as_deref() == Some(by) {
+            return Ok(());
+        }
+        let holder = match (&task.agent, task.status) {
+            (Some(agent), TaskStatus::Running) => format!("agent {agent} runs it"),
+            _ => format!("it is {}", task.status),
+        };
+        Err(ErrorBody::conflict(format!(
+            "agent {by} does not hold task {id}: {holder}"
+        )))
+    }
+
     /// `running` → `done`.
     pub fn complete(
         &mut self,
@@ -448,6 +468,7 @@ impl TaskQueue {
         changes: &mut Vec<Change>,
     ) -> Option<Task> {
         let task = self.set_status(id, TaskStatus::Queued, now)?;
+        task.agent = None;
         if cause == RequeueCause::ManualRetry {
             task.error = None;
         } else if error.is_some() {

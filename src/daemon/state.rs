@@ -46,7 +46,15 @@ impl QueueState {
     /// Follow-ups every mutation needs, still under the locks: hand newly claimable tasks
     /// to parked claimers, and wake watchers of tasks that ended.
     fn settle(&mut self, registry: &Registry, now: Millis, changes: &mut Vec<Change>) {
-        self.parked.serve(&mut self.tasks, registry, now, changes);
+        let may_free_work = changes.iter().any(|change| {
+            !matches!(
+                change,
+                Change::AgentHeartbeat { .. } | Change::TaskClaimed { .. }
+            )
+        });
+        if may_free_work {
+            self.parked.serve(&mut self.tasks, registry, now, changes);
+        }
         self.watchers.notify(changes);
     }
 }
@@ -92,6 +100,8 @@ impl ParkedTicket {
 
 impl Drop for ParkedTicket {
     fn drop(&mut self) {
+        // Close first so no hand-off can land after the check below.
+        self.reply.close();
         if let Ok(task) = self.reply.try_recv() {
             self.state.release(task.id, &self.agent);
         }
@@ -230,10 +240,12 @@ impl AppState {
         for queue in &queues {
             limits::check_name("queue", queue).map_err(ErrorBody::invalid)?;
         }
-        if wait && self.shutdown.is_stopping() {
-            return Err(ErrorBody::unavailable("the daemon is shutting down"));
-        }
         let applied = self.change_registry(|registry, queue, now, changes| {
+            // Checked under the queue lock: `begin_shutdown` sets the phase before it
+            // takes this lock to wake parked claims, so no claim can park unseen.
+            if wait && self.shutdown.is_stopping() {
+                return Err(ErrorBody::unavailable("the daemon is shutting down"));
+            }
             // A claim is a sign of life.
             let record = registry.heartbeat(&agent, now, changes)?;
             let claimed = record
@@ -276,12 +288,19 @@ impl AppState {
         }
     }
 
-    pub async fn complete(&self, id: TaskId, result: Option<String>) -> Result<Task, ErrorBody> {
+    pub async fn complete(
+        &self,
+        id: TaskId,
+        result: Option<String>,
+        agent: Option<String>,
+    ) -> Result<Task, ErrorBody> {
         if let Some(result) = &result {
             limits::check_text("the result", result).map_err(ErrorBody::invalid)?;
         }
-        let applied = self
-            .change_queue(|_, queue, now, changes| queue.tasks.complete(id, result, now, changes));
+        let applied = self.change_queue(|_, queue, now, changes| {
+            queue.tasks.check_holder(id, agent.as_deref())?;
+            queue.tasks.complete(id, result, now, changes)
+        });
         self.commit(applied).await
     }
 
@@ -290,11 +309,13 @@ impl AppState {
         id: TaskId,
         reason: Option<String>,
         retry: bool,
+        agent: Option<String>,
     ) -> Result<Task, ErrorBody> {
         if let Some(reason) = &reason {
             limits::check_text("the reason", reason).map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_queue(|_, queue, now, changes| {
+            queue.tasks.check_holder(id, agent.as_deref())?;
             queue.tasks.fail(id, reason, retry, now, changes)
         });
         self.commit(applied).await

@@ -32,10 +32,36 @@ pub enum CodecError {
     Io(#[from] io::Error),
     #[error("frame of {len} bytes is larger than the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    #[error("the encoding is larger than the frame limit of {max} bytes")]
+    EncodingTooLarge { max: usize },
     #[error("undecodable frame: {0}")]
     Decode(String),
     #[error("cannot encode frame: {0}")]
     Encode(String),
+}
+
+/// Appends to a buffer, refusing to grow it past `limit`: an answer too large for a frame
+/// fails as soon as it crosses the cap instead of being encoded whole first.
+struct CappedWriter<'a> {
+    out: &'a mut Vec<u8>,
+    limit: usize,
+}
+
+impl io::Write for CappedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "frame cap reached",
+            ));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Appends one frame holding `value` to `out`. Fails (leaving `out` as it was) when the
@@ -47,15 +73,22 @@ pub fn encode_frame<T: Serialize>(
 ) -> Result<(), CodecError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    if let Err(e) = bincode::serde::encode_into_std_write(value, out, config()) {
+    let mut writer = CappedWriter {
+        limit: start + HEADER_LEN + max,
+        out,
+    };
+    if let Err(e) = bincode::serde::encode_into_std_write(value, &mut writer, config()) {
         out.truncate(start);
-        return Err(CodecError::Encode(e.to_string()));
+        return Err(match e {
+            bincode::error::EncodeError::Io { inner, .. }
+                if inner.kind() == io::ErrorKind::FileTooLarge =>
+            {
+                CodecError::EncodingTooLarge { max }
+            }
+            other => CodecError::Encode(other.to_string()),
+        });
     }
     let len = out.len() - start - HEADER_LEN;
-    if len > max {
-        out.truncate(start);
-        return Err(CodecError::TooLarge { len, max });
-    }
     out[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
 }
@@ -187,7 +220,7 @@ mod tests {
         let mut out = vec![1, 2, 3];
         let task = NewTask::new("x".repeat(100));
         let err = encode_frame(&mut out, &task, 10).unwrap_err();
-        assert!(matches!(err, CodecError::TooLarge { .. }));
+        assert!(matches!(err, CodecError::EncodingTooLarge { max: 10 }));
         assert_eq!(out, vec![1, 2, 3]);
     }
 

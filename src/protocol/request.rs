@@ -42,14 +42,18 @@ pub enum Request {
         queues: Vec<String>,
         wait_ms: u64,
     },
+    /// `agent`, when given, must be the agent running the task: a worker that lost its
+    /// task (its agent was set offline) cannot finish it under another agent's feet.
     Complete {
         id: TaskId,
         result: Option<String>,
+        agent: Option<String>,
     },
     Fail {
         id: TaskId,
         reason: Option<String>,
         retry: bool,
+        agent: Option<String>,
     },
     Cancel {
         id: TaskId,

@@ -11,9 +11,12 @@ use crate::client::{Session, output, unexpected};
 use crate::protocol::limits::MAX_BATCH;
 use crate::protocol::{NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus};
 
-/// Tasks per request when adding from stdin.
+/// Most tasks per request when adding from stdin.
 const STDIN_BATCH: usize = 1000;
 const _: () = assert!(STDIN_BATCH <= MAX_BATCH);
+/// Roughly how many bytes of task data per request: well below the smallest frame cap a
+/// daemon may run with (4 MiB), whatever the payload sizes.
+const STDIN_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError> {
     match command {
@@ -22,19 +25,21 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
         TaskCommand::List(args) => list(session, args),
         TaskCommand::Show { id, payload } => show(session, id, payload),
         TaskCommand::Claim(args) => claim(session, args),
-        TaskCommand::Done { id, result } => {
-            let task = expect_task(session.call(Request::Complete { id, result })?)?;
+        TaskCommand::Done { id, result, agent } => {
+            let task = expect_task(session.call(Request::Complete { id, result, agent })?)?;
             report(session, &task, &format!("task {id} done"))
         }
         TaskCommand::Fail {
             id,
             reason,
             no_retry,
+            agent,
         } => {
             let task = expect_task(session.call(Request::Fail {
                 id,
                 reason,
                 retry: !no_retry,
+                agent,
             })?)?;
             let message = if task.status == TaskStatus::Queued {
                 format!(
@@ -181,22 +186,20 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         }
         return Ok(OK);
     }
-    let requests: Vec<Request> = tasks
-        .chunks(STDIN_BATCH)
-        .map(|chunk| Request::AddTasks {
-            tasks: chunk.to_vec(),
-        })
-        .collect();
-    drop(tasks);
-    let answers = session.client()?.call_many(&requests)?;
+    let requests = batches(tasks);
+    let mut answers = Vec::with_capacity(requests.len());
+    let transport_error = session.client()?.call_many(&requests, &mut answers).err();
     let mut ids = Vec::new();
-    let mut failure = None;
-    for (batch, answer) in answers.into_iter().enumerate() {
+    let mut failure = transport_error;
+    for answer in answers {
         match answer {
             Ok(Response::Added(batch_ids)) => ids.extend(batch_ids),
-            Ok(other) => return Err(unexpected(other)),
+            Ok(other) => {
+                failure = Some(unexpected(other));
+                break;
+            }
             Err(error) => {
-                failure = Some((batch * STDIN_BATCH, error));
+                failure = Some(CliError::from(error));
                 break;
             }
         }
@@ -212,17 +215,41 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     }
     match failure {
         None => Ok(OK),
-        Some((first_line, error)) => {
-            let mut cli_error = CliError::from(error);
-            cli_error.message = format!(
-                "{}; tasks from input task {} on were not added ({} added)",
-                cli_error.message,
-                first_line + 1,
+        Some(mut error) => {
+            error.message = format!(
+                "{}; the first {} tasks were added (their ids are printed), the rest were not",
+                error.message,
                 ids.len()
             );
-            Err(cli_error)
+            Err(error)
         }
     }
+}
+
+/// Splits tasks into `AddTasks` requests bounded by count and by size.
+fn batches(tasks: Vec<NewTask>) -> Vec<Request> {
+    let mut requests = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for task in tasks {
+        let size = task.title.len()
+            + task.payload.len()
+            + task.queue.len()
+            + task.requires.iter().map(|r| r.len() + 8).sum::<usize>()
+            + 32;
+        if !batch.is_empty() && (batch.len() == STDIN_BATCH || bytes + size > STDIN_BATCH_BYTES) {
+            requests.push(Request::AddTasks {
+                tasks: std::mem::take(&mut batch),
+            });
+            bytes = 0;
+        }
+        bytes += size;
+        batch.push(task);
+    }
+    if !batch.is_empty() {
+        requests.push(Request::AddTasks { tasks: batch });
+    }
+    requests
 }
 
 fn list(session: &mut Session, args: ListArgs) -> Result<i32, CliError> {
@@ -274,6 +301,9 @@ fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
     let task = match response {
         Response::Claimed(Some(task)) => task,
         Response::Claimed(None) => {
+            if session.json {
+                output::json(&serde_json::Value::Null)?;
+            }
             output::note(session.quiet, "nothing to claim");
             return Ok(EMPTY);
         }
@@ -330,5 +360,34 @@ fn wait(
         Ok(OK)
     } else {
         Ok(FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_size() {
+        let small: Vec<NewTask> = (0..2500).map(|i| NewTask::new(format!("t{i}"))).collect();
+        let sizes: Vec<usize> = batches(small)
+            .iter()
+            .map(|r| match r {
+                Request::AddTasks { tasks } => tasks.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, vec![1000, 1000, 500]);
+
+        let mut big = NewTask::new("big");
+        big.payload = "x".repeat(700 * 1024);
+        let sizes: Vec<usize> = batches(vec![big; 7])
+            .iter()
+            .map(|r| match r {
+                Request::AddTasks { tasks } => tasks.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, vec![2, 2, 2, 1]);
     }
 }

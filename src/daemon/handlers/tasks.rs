@@ -42,8 +42,9 @@ pub async fn complete(
     state: &Arc<AppState>,
     id: TaskId,
     result: Option<String>,
+    agent: Option<String>,
 ) -> Result<Response, ErrorBody> {
-    state.complete(id, result).await.map(Response::Task)
+    state.complete(id, result, agent).await.map(Response::Task)
 }
 
 pub async fn fail(
@@ -51,8 +52,12 @@ pub async fn fail(
     id: TaskId,
     reason: Option<String>,
     retry: bool,
+    agent: Option<String>,
 ) -> Result<Response, ErrorBody> {
-    state.fail(id, reason, retry).await.map(Response::Task)
+    state
+        .fail(id, reason, retry, agent)
+        .await
+        .map(Response::Task)
 }
 
 pub async fn cancel(state: &Arc<AppState>, id: TaskId) -> Result<Response, ErrorBody> {
