@@ -142,6 +142,9 @@ _vapora() {
             vapora__subcmd__help__subcmd__task,list)
                 cmd="vapora__subcmd__help__subcmd__task__subcmd__list"
                 ;;
+            vapora__subcmd__help__subcmd__task,prune)
+                cmd="vapora__subcmd__help__subcmd__task__subcmd__prune"
+                ;;
             vapora__subcmd__help__subcmd__task,retry)
                 cmd="vapora__subcmd__help__subcmd__task__subcmd__retry"
                 ;;
@@ -172,6 +175,9 @@ _vapora() {
             vapora__subcmd__task,list)
                 cmd="vapora__subcmd__task__subcmd__list"
                 ;;
+            vapora__subcmd__task,prune)
+                cmd="vapora__subcmd__task__subcmd__prune"
+                ;;
             vapora__subcmd__task,retry)
                 cmd="vapora__subcmd__task__subcmd__retry"
                 ;;
@@ -201,6 +207,9 @@ _vapora() {
                 ;;
             vapora__subcmd__task__subcmd__help,list)
                 cmd="vapora__subcmd__task__subcmd__help__subcmd__list"
+                ;;
+            vapora__subcmd__task__subcmd__help,prune)
+                cmd="vapora__subcmd__task__subcmd__help__subcmd__prune"
                 ;;
             vapora__subcmd__task__subcmd__help,retry)
                 cmd="vapora__subcmd__task__subcmd__help__subcmd__retry"
@@ -504,13 +513,25 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --max-frame --socket --json --quiet --no-autostart --help"
+            opts="-q -h --max-frame --data-dir --sync --retain --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --max-frame)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sync)
+                    COMPREPLY=($(compgen -W "normal full" -- "${cur}"))
+                    return 0
+                    ;;
+                --retain)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -722,7 +743,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help__subcmd__task)
-            opts="add list show claim done fail cancel retry wait"
+            opts="add list show claim done fail cancel retry prune wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -806,6 +827,20 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help__subcmd__task__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__help__subcmd__task__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -920,7 +955,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task)
-            opts="-q -h --socket --json --quiet --no-autostart --help add list show claim done fail cancel retry wait help"
+            opts="-q -h --socket --json --quiet --no-autostart --help add list show claim done fail cancel retry prune wait help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1076,7 +1111,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__help)
-            opts="add list show claim done fail cancel retry wait help"
+            opts="add list show claim done fail cancel retry prune wait help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1187,6 +1222,20 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__task__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__task__subcmd__help__subcmd__retry)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1249,6 +1298,28 @@ _vapora() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__task__subcmd__prune)
+            opts="-q -h --older-than --socket --json --quiet --no-autostart --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,26 +39,31 @@ complete -c vapora -n "__fish_vapora_needs_command" -f -a "metrics" -d 'Print da
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (4 MiB to the 16 MiB default: a frame must hold the largest task)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l data-dir -d 'Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora]' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l sync -d 'normal: an acknowledged change survives the daemon being killed; full: also a power loss (fsync on every commit)' -r -f -a "normal\t''
+full\t''"
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l retain -d 'Delete finished tasks this long after they finished' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s h -l help -d 'Print help'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l json -d 'Print results as one JSON document'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -s q -l quiet -d 'Print only the essentials (ids), no messages'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -l no-autostart -d 'Do not start a daemon when none answers'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -s h -l help -d 'Print help'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "add" -d 'Add a task and print its id; with --stdin, one task per input line'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "list" -d 'List tasks (in id order)'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "show" -d 'Show one task'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "claim" -d 'Claim the best task an agent may take'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "done" -d 'Mark a running task done'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "cancel" -d 'Cancel a queued or running task'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry wait help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "add" -d 'Add a task and print its id; with --stdin, one task per input line'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "list" -d 'List tasks (in id order)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "show" -d 'Show one task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "claim" -d 'Claim the best task an agent may take'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "done" -d 'Mark a running task done'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "cancel" -d 'Cancel a queued or running task'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "prune" -d 'Delete finished tasks now; prints how many'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l payload -d 'Opaque data for the worker (a command, JSON, a path...)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l priority -d 'Higher runs first' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l queue -r
@@ -119,6 +124,12 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l older-than -d 'Only those finished longer ago than this [default: the daemon\'s --retain]' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l json -d 'Print results as one JSON document'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -s q -l quiet -d 'Print only the essentials (ids), no messages'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (e.g. 500ms, 30s, 5m)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l json -d 'Print results as one JSON document'
@@ -133,6 +144,7 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'Cancel a queued or running task'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete finished tasks now; prints how many'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
@@ -226,6 +238,7 @@ complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "fail" -d 'Mark a running task failed; it is queued again while attempts are left'
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "cancel" -d 'Cancel a queued or running task'
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "retry" -d 'Put a failed or cancelled task back in the queue (attempts start over)'
+complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "prune" -d 'Delete finished tasks now; prints how many'
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from task" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "register" -d 'Register an agent, or update its capabilities and limit'
 complete -c vapora -n "__fish_vapora_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "list" -d 'List agents'

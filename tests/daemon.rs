@@ -97,11 +97,16 @@ fn wait_until(d: &TestDaemon, ready: impl Fn(&serde_json::Value) -> bool) {
 #[test]
 fn stale_socket_of_a_killed_daemon_is_reclaimed() {
     let d = TestDaemon::start();
-    let mut first = d
+    let refused = d
         .spawn_daemon(&[])
-        .expect_err("second daemon on a live socket must fail");
-    assert!(first.contains("already running"), "{first}");
-    first.clear();
+        .expect_err("second daemon on the same data dir must fail");
+    assert!(
+        refused.contains(&format!(
+            "in use by another vapora daemon (pid {})",
+            d.pid()
+        )),
+        "{refused}"
+    );
 
     signal(d.pid(), libc::SIGKILL);
     let mut d = d;
@@ -117,9 +122,12 @@ fn stale_socket_of_a_killed_daemon_is_reclaimed() {
 #[test]
 fn second_daemon_is_refused_and_the_first_keeps_serving() {
     let d = TestDaemon::start();
+    let other_data = d.dir.path().join("other-data");
     let output = Command::new(BIN)
         .args(["daemon", "--socket"])
         .arg(&d.socket)
+        .arg("--data-dir")
+        .arg(&other_data)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -136,6 +144,8 @@ fn a_non_socket_file_at_the_path_is_not_touched() {
     let output = Command::new(BIN)
         .args(["daemon", "--socket"])
         .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -143,9 +153,13 @@ fn a_non_socket_file_at_the_path_is_not_touched() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
 
-fn run_with_env(args: &[&str], env: &[(&str, &Path)], remove: &[&str]) -> Run {
+/// Runs the client with these environment changes. A daemon it autostarts keeps its data in
+/// `scratch/data`, never in the home directory.
+fn run_with_env(args: &[&str], scratch: &Path, env: &[(&str, &Path)], remove: &[&str]) -> Run {
     let mut command = Command::new(BIN);
-    command.args(args);
+    command
+        .args(args)
+        .env("VAPORA_DATA_DIR", scratch.join("data"));
     for (key, value) in env {
         command.env(key, value);
     }
@@ -166,6 +180,7 @@ fn no_autostart_exits_3_with_advice() {
     let socket = dir.path().join("none.sock");
     let by_flag = run_with_env(
         &["--no-autostart", "task", "list"],
+        dir.path(),
         &[("VAPORA_SOCKET", &socket)],
         &["VAPORA_NO_AUTOSTART"],
     );
@@ -200,6 +215,7 @@ fn autostart_starts_a_daemon_in_the_background() {
     let _stop = StopOnDrop(socket.clone());
     let run = run_with_env(
         &["task", "add", "first"],
+        dir.path(),
         &[("VAPORA_SOCKET", &socket)],
         &["VAPORA_NO_AUTOSTART"],
     );
@@ -212,6 +228,7 @@ fn autostart_starts_a_daemon_in_the_background() {
     // The daemon outlives the client that started it, and keeps state.
     let run = run_with_env(
         &["task", "list", "-q"],
+        dir.path(),
         &[("VAPORA_SOCKET", &socket)],
         &["VAPORA_NO_AUTOSTART"],
     );
@@ -225,6 +242,7 @@ fn default_socket_is_under_the_runtime_dir_or_a_private_temp_dir() {
     let _stop = StopOnDrop(socket.clone());
     let run = run_with_env(
         &["ping", "--json"],
+        runtime.path(),
         &[("XDG_RUNTIME_DIR", runtime.path())],
         &["VAPORA_SOCKET", "VAPORA_NO_AUTOSTART"],
     );
@@ -238,6 +256,7 @@ fn default_socket_is_under_the_runtime_dir_or_a_private_temp_dir() {
     let _stop = StopOnDrop(socket.clone());
     let run = run_with_env(
         &["ping", "--json"],
+        tmp.path(),
         &[("TMPDIR", tmp.path())],
         &["VAPORA_SOCKET", "VAPORA_NO_AUTOSTART", "XDG_RUNTIME_DIR"],
     );
@@ -254,6 +273,7 @@ fn a_shared_default_directory_is_refused() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let run = run_with_env(
         &["ping"],
+        tmp.path(),
         &[("TMPDIR", tmp.path())],
         &["VAPORA_SOCKET", "VAPORA_NO_AUTOSTART", "XDG_RUNTIME_DIR"],
     );

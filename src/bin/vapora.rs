@@ -14,10 +14,25 @@ fn main() {
                 Some(path) => (path.clone(), false),
                 None => (vapora::paths::default_socket_path(), true),
             };
+            let Some(data_dir) = args
+                .data_dir
+                .clone()
+                .or_else(vapora::daemon::datadir::default_data_dir)
+            else {
+                eprintln!("vapora daemon: cannot find a home directory; pass --data-dir");
+                std::process::exit(exit::USAGE);
+            };
             let options = DaemonOptions {
                 socket,
                 default_socket,
                 max_frame: args.max_frame,
+                data_dir,
+                sync: if args.sync == "full" {
+                    vapora::daemon::store::SyncMode::Full
+                } else {
+                    vapora::daemon::store::SyncMode::Normal
+                },
+                retain: args.retain,
             };
             match daemon::run(options) {
                 Ok(()) => exit::OK,

@@ -64,6 +64,16 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::codec::DEFAULT_MAX_FRAME,
           value_parser = parse_max_frame)]
     pub max_frame: usize,
+    /// Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora].
+    #[arg(long, env = "VAPORA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// normal: an acknowledged change survives the daemon being killed; full: also a power
+    /// loss (fsync on every commit).
+    #[arg(long, value_name = "MODE", default_value = "normal", value_parser = ["normal", "full"])]
+    pub sync: String,
+    /// Delete finished tasks this long after they finished.
+    #[arg(long, value_name = "DUR", default_value = "7days", value_parser = parse_duration)]
+    pub retain: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +116,12 @@ pub enum TaskCommand {
     Cancel { id: u64 },
     /// Put a failed or cancelled task back in the queue (attempts start over).
     Retry { id: u64 },
+    /// Delete finished tasks now; prints how many.
+    Prune {
+        /// Only those finished longer ago than this [default: the daemon's --retain].
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        older_than: Option<Duration>,
+    },
     /// Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout.
     Wait {
         #[arg(required = true)]

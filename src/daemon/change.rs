@@ -5,13 +5,18 @@
 //! follow a change without being written into every handler: metrics counters and task
 //! watchers today; the durable store and the event stream later.
 
+use crate::protocol::response::TaskCounters;
 use crate::protocol::{Millis, Task, TaskId, TaskStatus};
 
 use super::registry::Availability;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    TaskAdded(Task),
+    /// A new task; `seq` is its place in line within its priority.
+    TaskAdded {
+        task: Task,
+        seq: u64,
+    },
     TaskClaimed {
         id: TaskId,
         agent: String,
@@ -53,6 +58,10 @@ pub enum Change {
     AgentRemoved {
         name: String,
     },
+    /// Finished tasks deleted by retention or `task prune`.
+    TasksPruned {
+        ids: Vec<TaskId>,
+    },
 }
 
 /// Why a task went back to the queue.
@@ -66,4 +75,30 @@ pub enum RequeueCause {
     AgentLost,
     /// It was handed to a claimer that disconnected before receiving it.
     Undelivered,
+}
+
+/// How much each task counter grows by these changes. A failure that is retried counts as
+/// a failure and a requeue.
+pub fn counter_deltas<'a>(changes: impl IntoIterator<Item = &'a Change>) -> TaskCounters {
+    let mut deltas = TaskCounters::default();
+    for change in changes {
+        match change {
+            Change::TaskAdded { .. } => deltas.enqueued += 1,
+            Change::TaskClaimed { .. } => deltas.claimed += 1,
+            Change::TaskFinished { status, .. } => match status {
+                TaskStatus::Done => deltas.done += 1,
+                TaskStatus::Failed => deltas.failed += 1,
+                TaskStatus::Cancelled => deltas.cancelled += 1,
+                TaskStatus::Queued | TaskStatus::Running => {}
+            },
+            Change::TaskRequeued { cause, .. } => {
+                if *cause == RequeueCause::FailedWithRetry {
+                    deltas.failed += 1;
+                }
+                deltas.requeued += 1;
+            }
+            _ => {}
+        }
+    }
+    deltas
 }

@@ -9,9 +9,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::change::{Change, RequeueCause};
+use crate::protocol::RequestKind;
 use crate::protocol::response::{RequestStats, TaskCounters};
-use crate::protocol::{RequestKind, TaskStatus};
 
 /// Upper bounds of the latency histogram buckets, in microseconds.
 pub const LATENCY_BUCKETS_US: [u64; 14] = [
@@ -57,30 +56,14 @@ impl Metrics {
         metric.buckets[bucket].fetch_add(1, Relaxed);
     }
 
-    /// Counts the task transitions in `changes`.
-    pub fn observe_changes(&self, changes: &[Change]) {
-        for change in changes {
-            let counter = match change {
-                Change::TaskAdded(_) => &self.enqueued,
-                Change::TaskClaimed { .. } => &self.claimed,
-                Change::TaskFinished { status, .. } => match status {
-                    TaskStatus::Done => &self.done,
-                    TaskStatus::Failed => &self.failed,
-                    TaskStatus::Cancelled => &self.cancelled,
-                    TaskStatus::Queued | TaskStatus::Running => continue,
-                },
-                Change::TaskRequeued { cause, .. } => match cause {
-                    // A failure that will be retried is still a failure.
-                    RequeueCause::FailedWithRetry => {
-                        self.failed.fetch_add(1, Relaxed);
-                        &self.requeued
-                    }
-                    _ => &self.requeued,
-                },
-                _ => continue,
-            };
-            counter.fetch_add(1, Relaxed);
-        }
+    /// Adds committed task transitions to the counters.
+    pub fn add_counters(&self, deltas: &TaskCounters) {
+        self.enqueued.fetch_add(deltas.enqueued, Relaxed);
+        self.claimed.fetch_add(deltas.claimed, Relaxed);
+        self.done.fetch_add(deltas.done, Relaxed);
+        self.failed.fetch_add(deltas.failed, Relaxed);
+        self.requeued.fetch_add(deltas.requeued, Relaxed);
+        self.cancelled.fetch_add(deltas.cancelled, Relaxed);
     }
 
     pub fn connection_opened(&self) {

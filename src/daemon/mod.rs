@@ -6,14 +6,17 @@
 
 pub mod change;
 mod connection;
+pub mod datadir;
 mod handlers;
 pub mod metrics;
 pub mod parked;
 pub mod queue;
 pub mod registry;
+mod retention;
 mod shutdown;
 mod socket;
 pub mod state;
+pub mod store;
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
@@ -40,6 +43,11 @@ pub struct DaemonOptions {
     /// Whether `socket` is the default path, whose directory must be private to this user.
     pub default_socket: bool,
     pub max_frame: usize,
+    /// Where `vapora.db` and the lock file live.
+    pub data_dir: PathBuf,
+    pub sync: store::SyncMode,
+    /// Finished tasks are deleted this long after they finished.
+    pub retain: Duration,
 }
 
 /// Runs the daemon in the foreground until it is told to stop.
@@ -52,8 +60,30 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
+    let _lock = datadir::lock(&options.data_dir)?;
+    let db_path = options.data_dir.join("vapora.db");
+    let (store, snapshot, writer) = store::Store::open(&db_path, options.sync)
+        .with_context(|| format!("cannot open {}", db_path.display()))?;
     let listener = socket::bind(&options.socket, options.default_socket)?;
-    let state = AppState::new(options.socket.display().to_string());
+    let state = AppState::new(
+        options.socket.display().to_string(),
+        snapshot,
+        store,
+        options.retain,
+    );
+    let recovery: std::sync::Weak<dyn store::Recovery> = {
+        let weak: std::sync::Weak<AppState> = Arc::downgrade(&state);
+        weak
+    };
+    writer
+        .spawn(&state.store, recovery)
+        .context("cannot start the store writer")?;
+    tracing::info!(
+        database = %db_path.display(),
+        queued = state.metrics_snapshot().tasks.iter().filter(|(_, s, _)| *s == crate::protocol::TaskStatus::Queued).map(|(_, _, n)| n).sum::<u64>(),
+        "state loaded"
+    );
+    let retention = tokio::spawn(retention::run(Arc::clone(&state)));
     tracing::info!(
         socket = %options.socket.display(),
         pid = std::process::id(),
@@ -98,6 +128,11 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         );
         connections.shutdown().await;
     }
+    retention.abort();
+    // Everything acknowledged is committed already; this waits for the writer to finish
+    // what is queued (e.g. a release whose commit nobody awaited) and stop.
+    let closing = Arc::clone(&state);
+    let _ = tokio::task::spawn_blocking(move || closing.store.close()).await;
     tracing::info!("vapora daemon stopped");
     Ok(())
 }

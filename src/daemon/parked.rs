@@ -19,7 +19,8 @@ use crate::protocol::{Millis, Task, TaskId};
 pub struct ParkedClaim {
     pub agent: String,
     pub queues: Vec<String>,
-    pub reply: oneshot::Sender<Task>,
+    /// Receives the task and the store submission that makes the hand-off durable.
+    pub reply: oneshot::Sender<(Task, u64)>,
 }
 
 /// Parked claims in arrival order.
@@ -51,6 +52,7 @@ impl ParkedClaims {
         queue: &mut TaskQueue,
         registry: &Registry,
         now: Millis,
+        handoff_seq: u64,
         changes: &mut Vec<Change>,
     ) {
         if self.waiting.is_empty() || queue.queued_len() == 0 {
@@ -76,11 +78,11 @@ impl ParkedClaims {
                 still_waiting.push_back(parked);
                 continue;
             };
-            match parked.reply.send(task) {
+            match parked.reply.send((task, handoff_seq)) {
                 Ok(()) => changes.append(&mut claim_changes),
                 // The claimer left between the check and the send: undo the claim, which
                 // leaves the queue exactly as it was.
-                Err(task) => {
+                Err((task, _)) => {
                     let mut undo = Vec::new();
                     queue.release(task.id, &parked.agent, now, &mut undo);
                 }

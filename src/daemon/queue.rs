@@ -68,6 +68,8 @@ pub struct TaskQueue {
     running_by_agent: HashMap<String, BTreeSet<TaskId>>,
     /// Task count per queue and status, kept up to date so metrics never scan.
     counts: BTreeMap<String, [u64; TaskStatus::ALL.len()]>,
+    /// Finished tasks by (updated_at, id): retention finds what expired without scanning.
+    finished: BTreeSet<(Millis, TaskId)>,
     next_id: TaskId,
     next_seq: u64,
 }
@@ -123,8 +125,11 @@ impl TaskQueue {
             error: None,
         };
         self.count(&task.queue, task.status, 1);
-        changes.push(Change::TaskAdded(task.clone()));
         let seq = self.take_seq();
+        changes.push(Change::TaskAdded {
+            task: task.clone(),
+            seq,
+        });
         self.tasks.insert(id, Stored { task, seq: 0 });
         self.make_ready(id, seq);
         id
@@ -310,6 +315,70 @@ impl TaskQueue {
         }
     }
 
+    /// When the oldest finished task was last updated, if there is one.
+    pub fn oldest_finished(&self) -> Option<Millis> {
+        self.finished.first().map(|&(at, _)| at)
+    }
+
+    /// Deletes finished tasks last updated at or before `cutoff`; returns their ids.
+    pub fn prune(&mut self, cutoff: Millis, changes: &mut Vec<Change>) -> Vec<TaskId> {
+        let mut ids = Vec::new();
+        while let Some(&(at, id)) = self.finished.first() {
+            if at > cutoff {
+                break;
+            }
+            self.finished.pop_first();
+            if let Some(stored) = self.tasks.remove(&id) {
+                self.count(&stored.task.queue, stored.task.status, -1);
+                ids.push(id);
+            }
+        }
+        if !ids.is_empty() {
+            changes.push(Change::TasksPruned { ids: ids.clone() });
+        }
+        ids
+    }
+
+    /// Rebuilds a queue from stored tasks (with their places in line) and the next id to
+    /// hand out. Queued tasks go back into their lanes in their old order; running tasks
+    /// stay with their agents.
+    pub fn restore(tasks: Vec<(Task, u64)>, next_id: TaskId) -> TaskQueue {
+        let mut queue = TaskQueue::new();
+        queue.next_id = next_id.max(1);
+        for (task, seq) in tasks {
+            let id = task.id;
+            queue.next_id = queue.next_id.max(id + 1);
+            queue.next_seq = queue.next_seq.max(seq);
+            queue.count(&task.queue, task.status, 1);
+            match task.status {
+                TaskStatus::Queued => {}
+                TaskStatus::Running => {
+                    if let Some(agent) = &task.agent {
+                        queue
+                            .running_by_agent
+                            .entry(agent.clone())
+                            .or_default()
+                            .insert(id);
+                    }
+                }
+                _ => {
+                    queue.finished.insert((task.updated_at, id));
+                }
+            }
+            let status = task.status;
+            queue.tasks.insert(id, Stored { task, seq });
+            if status == TaskStatus::Queued {
+                queue.make_ready(id, seq);
+            }
+        }
+        queue
+    }
+
+    /// Every task with its place in line, in id order (what a snapshot stores).
+    pub fn iter_with_seq(&self) -> impl Iterator<Item = (&Task, u64)> {
+        self.tasks.values().map(|stored| (&stored.task, stored.seq))
+    }
+
     /// Tasks matching `filter`, in id order.
     pub fn list(&self, filter: &TaskFilter) -> Vec<Task> {
         let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
@@ -414,6 +483,12 @@ impl TaskQueue {
     fn set_status(&mut self, id: TaskId, status: TaskStatus, now: Millis) -> Option<&mut Task> {
         let stored = self.tasks.get_mut(&id)?;
         let old = stored.task.status;
+        if old.is_finished() {
+            self.finished.remove(&(stored.task.updated_at, id));
+        }
+        if status.is_finished() {
+            self.finished.insert((now, id));
+        }
         stored.task.status = status;
         stored.task.updated_at = now;
         let queue = stored.task.queue.clone();
@@ -736,7 +811,7 @@ mod tests {
         queue
             .complete(id, Some("ok".into()), 2, &mut changes)
             .unwrap();
-        assert!(matches!(changes[0], Change::TaskAdded(ref t) if t.id == id));
+        assert!(matches!(changes[0], Change::TaskAdded { ref task, .. } if task.id == id));
         assert!(matches!(
             changes[1],
             Change::TaskClaimed { attempts: 1, .. }

@@ -18,6 +18,24 @@ pub enum Availability {
 }
 
 impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Paused => "paused",
+            Availability::Offline => "offline",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Availability> {
+        [
+            Availability::Active,
+            Availability::Paused,
+            Availability::Offline,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+
     /// What setting `status` by hand means: idle and busy both mean "take work".
     pub fn from_status(status: AgentStatus) -> Availability {
         match status {
@@ -82,6 +100,16 @@ pub fn unknown_agent(name: &str) -> ErrorBody {
 }
 
 impl Registry {
+    /// Rebuilds the registry from stored records.
+    pub fn restore(records: Vec<AgentRecord>) -> Registry {
+        Registry {
+            agents: records
+                .into_iter()
+                .map(|record| (record.name.clone(), record))
+                .collect(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Result<&AgentRecord, ErrorBody> {
         self.agents.get(name).ok_or_else(|| unknown_agent(name))
     }

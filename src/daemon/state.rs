@@ -17,18 +17,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::change::Change;
+use super::change::{Change, counter_deltas};
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::TaskQueue;
 use super::registry::{Availability, Registry};
 use super::shutdown::{Phase, Shutdown};
+use super::store::{Recovery, Snapshot, Store, StoreError, Ticket};
 use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
 use crate::protocol::limits::{self, MAX_BATCH, MAX_TASKS_LIMIT};
+use crate::protocol::response::TaskCounters;
 use crate::protocol::types::now_millis;
 use crate::protocol::{
-    Agent, AgentStatus, DaemonInfo, ErrorBody, MetricsSnapshot, Millis, NewTask, Task, TaskFilter,
-    TaskId,
+    Agent, AgentStatus, DaemonInfo, ErrorBody, ErrorKind, MetricsSnapshot, Millis, NewTask, Task,
+    TaskFilter, TaskId,
 };
 
 /// Most task ids one `wait` request may name.
@@ -44,8 +46,15 @@ pub struct QueueState {
 
 impl QueueState {
     /// Follow-ups every mutation needs, still under the locks: hand newly claimable tasks
-    /// to parked claimers, and wake watchers of tasks that ended.
-    fn settle(&mut self, registry: &Registry, now: Millis, changes: &mut Vec<Change>) {
+    /// to parked claimers (their hand-off is durable with submission `handoff_seq`), and
+    /// wake watchers of tasks that ended.
+    fn settle(
+        &mut self,
+        registry: &Registry,
+        now: Millis,
+        handoff_seq: u64,
+        changes: &mut Vec<Change>,
+    ) {
         let may_free_work = changes.iter().any(|change| {
             !matches!(
                 change,
@@ -53,7 +62,8 @@ impl QueueState {
             )
         });
         if may_free_work {
-            self.parked.serve(&mut self.tasks, registry, now, changes);
+            self.parked
+                .serve(&mut self.tasks, registry, now, handoff_seq, changes);
         }
         self.watchers.notify(changes);
     }
@@ -62,8 +72,11 @@ impl QueueState {
 pub struct AppState {
     registry: RwLock<Registry>,
     queue: Mutex<QueueState>,
+    pub store: Store,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
+    /// Finished tasks are deleted this long after they finished.
+    pub retain: Duration,
     started: Instant,
     socket: String,
 }
@@ -77,24 +90,37 @@ pub enum ClaimOutcome {
 }
 
 /// A parked claim's half of the hand-off. If it is dropped after a task was handed to it
-/// but before anyone read it (the client disconnected, the wait timed out at that instant),
-/// the task goes back to the queue instead of being lost to a claimer that is not there.
+/// but before the claimer got it (the client disconnected, the wait timed out at that
+/// instant), the task goes back to the queue instead of being lost to a claimer that is not
+/// there.
 pub struct ParkedTicket {
-    reply: oneshot::Receiver<Task>,
+    reply: oneshot::Receiver<(Task, u64)>,
+    /// A task handed over whose commit is still being awaited.
+    received: Option<Task>,
     agent: String,
     state: Arc<AppState>,
 }
 
 impl ParkedTicket {
-    /// Waits for the hand-off. An error means the claim can no longer be served.
+    /// Waits for the hand-off and for it to be durable. An error means the claim can no
+    /// longer be served.
     pub async fn recv(&mut self) -> Result<Task, ErrorBody> {
-        match (&mut self.reply).await {
-            Ok(task) => Ok(task),
+        let (task, seq) = match (&mut self.reply).await {
+            Ok(handed) => handed,
             Err(_) if self.state.shutdown.is_stopping() => {
-                Err(ErrorBody::unavailable("the daemon is shutting down"))
+                return Err(ErrorBody::unavailable("the daemon is shutting down"));
             }
-            Err(_) => Err(super::registry::unknown_agent(&self.agent)),
-        }
+            Err(_) => return Err(super::registry::unknown_agent(&self.agent)),
+        };
+        self.received = Some(task);
+        self.state
+            .store
+            .wait(Ticket::Seq(seq))
+            .await
+            .map_err(storage_error)?;
+        self.received
+            .take()
+            .ok_or_else(|| ErrorBody::new(ErrorKind::Internal, "hand-off lost"))
     }
 }
 
@@ -102,25 +128,49 @@ impl Drop for ParkedTicket {
     fn drop(&mut self) {
         // Close first so no hand-off can land after the check below.
         self.reply.close();
-        if let Ok(task) = self.reply.try_recv() {
+        let undelivered = self
+            .received
+            .take()
+            .or_else(|| self.reply.try_recv().ok().map(|(task, _)| task));
+        if let Some(task) = undelivered {
             self.state.release(task.id, &self.agent);
         }
     }
 }
 
-type Applied<T> = Result<(T, Vec<Change>), ErrorBody>;
+fn storage_error(reason: String) -> ErrorBody {
+    ErrorBody::unavailable(format!("{reason}; nothing was saved"))
+}
+
+/// A mutation applied in memory and submitted to the store, not yet durable.
+struct Pending {
+    ticket: Ticket,
+    deltas: TaskCounters,
+}
+
+type Applied<T> = Result<(T, Pending), ErrorBody>;
 
 impl AppState {
-    pub fn new(socket: String) -> Arc<AppState> {
+    /// The state as loaded from the store.
+    pub fn new(
+        socket: String,
+        snapshot: Snapshot,
+        store: Store,
+        retain: Duration,
+    ) -> Arc<AppState> {
+        let metrics = Metrics::default();
+        metrics.add_counters(&snapshot.counters);
         Arc::new(AppState {
-            registry: RwLock::new(Registry::default()),
+            registry: RwLock::new(snapshot.registry),
             queue: Mutex::new(QueueState {
-                tasks: TaskQueue::new(),
+                tasks: snapshot.tasks,
                 parked: ParkedClaims::default(),
                 watchers: TaskWatchers::default(),
             }),
-            metrics: Metrics::default(),
+            store,
+            metrics,
             shutdown: Shutdown::default(),
+            retain,
             started: Instant::now(),
             socket,
         })
@@ -147,6 +197,33 @@ impl AppState {
         })
     }
 
+    /// Writes are refused while the store is degraded (reads go on).
+    fn refuse_if_degraded(&self) -> Result<(), ErrorBody> {
+        if self.store.is_degraded() {
+            return Err(ErrorBody::unavailable(
+                "storage is failing, so changes are refused until it works again \
+                 (reads still work; see the daemon log)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end every mutation shares, still under the locks: settle, then submit the
+    /// changes to the store in the order they were applied.
+    fn submit<T>(
+        &self,
+        registry: &Registry,
+        queue: &mut QueueState,
+        now: Millis,
+        value: T,
+        mut changes: Vec<Change>,
+    ) -> (T, Pending) {
+        queue.settle(registry, now, self.store.upcoming_seq(), &mut changes);
+        let deltas = counter_deltas(&changes);
+        let ticket = self.store.submit(changes);
+        (value, Pending { ticket, deltas })
+    }
+
     /// Runs a mutation that reads the registry and changes the queue.
     fn change_queue<T>(
         &self,
@@ -154,11 +231,11 @@ impl AppState {
     ) -> Applied<T> {
         let registry = self.registry_read();
         let mut queue = self.queue_lock();
+        self.refuse_if_degraded()?;
         let now = now_millis();
         let mut changes = Vec::new();
         let value = f(&registry, &mut queue, now, &mut changes)?;
-        queue.settle(&registry, now, &mut changes);
-        Ok((value, changes))
+        Ok(self.submit(&registry, &mut queue, now, value, changes))
     }
 
     /// Runs a mutation that changes the registry (and maybe the queue).
@@ -168,19 +245,22 @@ impl AppState {
     ) -> Applied<T> {
         let mut registry = self.registry_write();
         let mut queue = self.queue_lock();
+        self.refuse_if_degraded()?;
         let now = now_millis();
         let mut changes = Vec::new();
         let value = f(&mut registry, &mut queue, now, &mut changes)?;
-        queue.settle(&registry, now, &mut changes);
-        Ok((value, changes))
+        Ok(self.submit(&registry, &mut queue, now, value, changes))
     }
 
-    /// Hands applied changes on, and answers only once that is done. Today that means the
-    /// metrics; the durable store slots in here, so that nothing is acknowledged before it
-    /// is on disk.
+    /// Answers only once the mutation is durable: nothing is acknowledged before it is on
+    /// disk.
     async fn commit<T>(&self, applied: Applied<T>) -> Result<T, ErrorBody> {
-        let (value, changes) = applied?;
-        self.metrics.observe_changes(&changes);
+        let (value, pending) = applied?;
+        self.store
+            .wait(pending.ticket)
+            .await
+            .map_err(storage_error)?;
+        self.metrics.add_counters(&pending.deltas);
         Ok(value)
     }
 
@@ -262,6 +342,7 @@ impl AppState {
                     });
                     ClaimOutcome::Parked(ParkedTicket {
                         reply: rx,
+                        received: None,
                         agent: agent.clone(),
                         state: Arc::clone(self),
                     })
@@ -278,13 +359,14 @@ impl AppState {
             queue.tasks.release(id, agent, now, changes);
             Ok(())
         });
-        if let Ok(((), changes)) = applied {
+        // Nobody can await this commit (it runs from `Drop` too); counters follow the submit.
+        if let Ok(((), pending)) = applied {
             tracing::info!(
                 id,
                 agent,
                 "claimed task was not delivered; back in the queue"
             );
-            self.metrics.observe_changes(&changes);
+            self.metrics.add_counters(&pending.deltas);
         }
     }
 
@@ -395,6 +477,20 @@ impl AppState {
         Ok((tasks, timed_out))
     }
 
+    /// Deletes finished tasks that finished more than `older_than` ago; returns how many.
+    pub async fn prune(&self, older_than: Duration) -> Result<usize, ErrorBody> {
+        let applied = self.change_queue(|_, queue, now, changes| {
+            let cutoff = now.saturating_sub(older_than.as_millis() as u64);
+            Ok(queue.tasks.prune(cutoff, changes).len())
+        });
+        self.commit(applied).await
+    }
+
+    /// When the oldest finished task finished.
+    pub fn oldest_finished(&self) -> Option<Millis> {
+        self.queue_lock().tasks.oldest_finished()
+    }
+
     pub fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
         self.queue_lock().tasks.list(filter)
     }
@@ -502,6 +598,25 @@ impl AppState {
             connections_open,
             connections_total,
             parked_claims,
+        }
+    }
+}
+
+impl Recovery for AppState {
+    fn roll_back(&self, load: &mut dyn FnMut() -> Result<Snapshot, StoreError>) -> bool {
+        let mut registry = self.registry_write();
+        let mut queue = self.queue_lock();
+        match load() {
+            Ok(snapshot) => {
+                *registry = snapshot.registry;
+                queue.tasks = snapshot.tasks;
+                tracing::warn!("in-memory state reset to what the database holds");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the database back");
+                false
+            }
         }
     }
 }

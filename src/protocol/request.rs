@@ -88,6 +88,10 @@ pub enum Request {
         name: String,
     },
     Metrics,
+    /// Deletes finished tasks older than `older_than_ms` (the daemon's retention if `None`).
+    Prune {
+        older_than_ms: Option<u64>,
+    },
 }
 
 /// A request's kind without its data: the label of its metrics.
@@ -111,10 +115,11 @@ pub enum RequestKind {
     Heartbeat,
     RemoveAgent,
     Metrics,
+    Prune,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 18] = [
+    pub const ALL: [RequestKind; 19] = [
         RequestKind::Ping,
         RequestKind::Shutdown,
         RequestKind::AddTasks,
@@ -133,6 +138,7 @@ impl RequestKind {
         RequestKind::Heartbeat,
         RequestKind::RemoveAgent,
         RequestKind::Metrics,
+        RequestKind::Prune,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +161,7 @@ impl RequestKind {
             RequestKind::Heartbeat => "heartbeat",
             RequestKind::RemoveAgent => "remove_agent",
             RequestKind::Metrics => "metrics",
+            RequestKind::Prune => "prune",
         }
     }
 
@@ -184,6 +191,7 @@ impl Request {
             Request::Heartbeat { .. } => RequestKind::Heartbeat,
             Request::RemoveAgent { .. } => RequestKind::RemoveAgent,
             Request::Metrics => RequestKind::Metrics,
+            Request::Prune { .. } => RequestKind::Prune,
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum Response {
         requeued: Vec<TaskId>,
     },
     Metrics(MetricsSnapshot),
+    /// How many finished tasks were deleted.
+    Pruned(u64),
 }
 
 /// What kind of failure, so that scripts (and exit codes) can tell them apart.

@@ -46,6 +46,7 @@ impl Run {
 pub struct TestDaemon {
     pub dir: TempDir,
     pub socket: PathBuf,
+    pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
 }
@@ -64,6 +65,7 @@ impl TestDaemon {
         let socket = dir.path().join("v.sock");
         let mut daemon = TestDaemon {
             log: dir.path().join("daemon.log"),
+            data_dir: dir.path().join("data"),
             socket,
             dir,
             child: None,
@@ -78,7 +80,26 @@ impl TestDaemon {
     /// Spawns a daemon on this socket and waits for its ready signal; on failure returns
     /// its log.
     pub fn spawn_daemon(&self, args: &[&str]) -> Result<Child, String> {
-        spawn_ready(&self.socket, &self.log, args)
+        let mut full = vec!["--data-dir", self.data_dir.to_str().unwrap()];
+        full.extend_from_slice(args);
+        spawn_ready(&self.socket, &self.log, &full)
+    }
+
+    /// Starts the daemon again on the same socket and data dir (after it stopped or was
+    /// killed).
+    pub fn restart(&mut self, args: &[&str]) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        let child = self
+            .spawn_daemon(args)
+            .unwrap_or_else(|log| panic!("daemon did not restart:\n{log}"));
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("daemon already stopped");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     pub fn pid(&self) -> u32 {
@@ -91,6 +112,7 @@ impl TestDaemon {
             .args(args)
             .env("VAPORA_SOCKET", &self.socket)
             .env("VAPORA_NO_AUTOSTART", "1")
+            .env("VAPORA_DATA_DIR", &self.data_dir)
             .stdin(Stdio::null());
         command
     }

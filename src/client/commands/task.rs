@@ -60,6 +60,21 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
             report(session, &task, &format!("task {id} queued again"))
         }
         TaskCommand::Wait { ids, timeout } => wait(session, ids, timeout),
+        TaskCommand::Prune { older_than } => {
+            let request = Request::Prune {
+                older_than_ms: older_than.map(|d| d.as_millis() as u64),
+            };
+            let count = match session.call(request)? {
+                Response::Pruned(count) => count,
+                other => return Err(unexpected(other)),
+            };
+            if session.json {
+                output::json(&json!({ "pruned": count }))?;
+            } else {
+                println!("{count}");
+            }
+            Ok(OK)
+        }
     }
 }
 

@@ -78,3 +78,12 @@ pub async fn wait(
         .await?;
     Ok(Response::Waited { tasks, timed_out })
 }
+
+pub async fn prune(
+    state: &Arc<AppState>,
+    older_than_ms: Option<u64>,
+) -> Result<Response, ErrorBody> {
+    let older_than = older_than_ms.map_or(state.retain, Duration::from_millis);
+    let count = state.prune(older_than).await?;
+    Ok(Response::Pruned(count as u64))
+}

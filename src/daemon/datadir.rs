@@ -1,0 +1,66 @@
+//! The data directory and its lock: one daemon per data dir.
+//!
+//! The lock is an `flock` on `vapora.lock`, held for the daemon's lifetime and released by
+//! the kernel when the process dies however it dies, so a crash never leaves a stale lock.
+//! The file holds the owner's pid, for the message a second daemon prints.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// Environment variable naming the data dir.
+pub const DATA_DIR_ENV: &str = "VAPORA_DATA_DIR";
+
+/// `$XDG_DATA_HOME/vapora` (usually `~/.local/share/vapora`).
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "vapora").map(|dirs| dirs.data_dir().to_path_buf())
+}
+
+/// Holds the data dir's lock until dropped.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+/// Creates the data dir if needed (mode 0700) and takes its lock, or explains who holds it.
+pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    let path = dir.join("vapora.lock");
+    // A read-only data dir can still be locked (flock works on a read-only descriptor).
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .or_else(|_| File::open(&path))
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let who = if holder.is_empty() {
+            "another vapora daemon".to_string()
+        } else {
+            format!("another vapora daemon (pid {holder})")
+        };
+        bail!(
+            "the data dir {} is in use by {who}; stop it or use another --data-dir",
+            dir.display()
+        );
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    let _ = file.flush();
+    Ok(DataDirLock { _file: file })
+}

@@ -1,0 +1,119 @@
+//! The database schema and its migrations.
+//!
+//! `schema_version` holds one row: the version the file is at. Each migration moves it one
+//! step, in the same transaction as its DDL. A file that is not a vapora database, or one
+//! written by a newer vapora, is refused — never replaced by an empty one.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{StoreError, SyncMode};
+
+/// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks, agents, counters.
+    "
+    CREATE TABLE schema_version (version INTEGER NOT NULL);
+    INSERT INTO schema_version (version) VALUES (0);
+
+    -- Counters and the next task id (ids are never reused, even after pruning).
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) VALUES
+        ('next_task_id', 1), ('enqueued', 0), ('claimed', 0), ('done', 0),
+        ('failed', 0), ('requeued', 0), ('cancelled', 0);
+
+    CREATE TABLE tasks (
+        id           INTEGER PRIMARY KEY,
+        title        TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        queue        TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        status       TEXT    NOT NULL
+                     CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        requires     TEXT    NOT NULL,  -- JSON array of capability names
+        agent        TEXT,
+        attempts     INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,  -- milliseconds since the Unix epoch
+        updated_at   INTEGER NOT NULL,
+        result       TEXT,
+        error        TEXT,
+        seq          INTEGER NOT NULL   -- place in line within a priority (lower first)
+    );
+    CREATE INDEX tasks_by_status ON tasks (status, updated_at);
+
+    CREATE TABLE agents (
+        name           TEXT PRIMARY KEY,
+        capabilities   TEXT    NOT NULL,  -- JSON array
+        max_tasks      INTEGER NOT NULL,
+        availability   TEXT    NOT NULL CHECK (availability IN ('active', 'paused', 'offline')),
+        registered_at  INTEGER NOT NULL,
+        last_heartbeat INTEGER NOT NULL
+    );
+    ",
+];
+
+/// The schema version this build writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Validates the file, then switches it to WAL with the chosen sync mode and migrates it to
+/// [`LATEST`]. Nothing is written before the file is known to be ours and not too new.
+pub fn migrate_checked(conn: &mut Connection, sync: SyncMode) -> Result<(), StoreError> {
+    let current = check(conn)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unreadable(format!(
+            "cannot switch the database to WAL mode (it stays in {mode} mode)"
+        )));
+    }
+    let synchronous = match sync {
+        SyncMode::Normal => "NORMAL",
+        SyncMode::Full => "FULL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("UPDATE schema_version SET version = ?1", [index as i64 + 1])?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database schema migrated");
+    }
+    Ok(())
+}
+
+/// Returns the schema version of an existing vapora database (0 for an empty file);
+/// refuses anything else. Reads only.
+fn check(conn: &Connection) -> Result<i64, StoreError> {
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+    let has_version_table: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?;
+    let current = if has_version_table {
+        conn.query_row("SELECT version FROM schema_version", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .optional()
+        .map_err(|e| StoreError::Unreadable(e.to_string()))?
+        .ok_or_else(|| StoreError::Unreadable("schema_version is empty".into()))?
+    } else if tables == 0 {
+        0
+    } else {
+        return Err(StoreError::Unreadable(
+            "the file holds tables but is not a vapora database".into(),
+        ));
+    };
+    if current > LATEST {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: LATEST,
+        });
+    }
+    Ok(current)
+}

@@ -1,0 +1,103 @@
+//! Reading the whole state back at start-up (and after a failed commit, to put memory back
+//! to what is on disk).
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use crate::daemon::queue::TaskQueue;
+use crate::daemon::registry::{AgentRecord, Availability, Registry};
+use crate::protocol::response::TaskCounters;
+use crate::protocol::{Task, TaskStatus};
+
+/// Everything the daemon keeps, as loaded from the database.
+pub struct Snapshot {
+    pub tasks: TaskQueue,
+    pub registry: Registry,
+    pub counters: TaskCounters,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unreadable(what.to_string())
+}
+
+pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
+    let meta = |key: &str| -> Result<u64, StoreError> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|v| v.max(0) as u64)
+        .map_err(|e| corrupt(format!("meta {key}: {e}")))
+    };
+    let counters = TaskCounters {
+        enqueued: meta("enqueued")?,
+        claimed: meta("claimed")?,
+        done: meta("done")?,
+        failed: meta("failed")?,
+        requeued: meta("requeued")?,
+        cancelled: meta("cancelled")?,
+    };
+    let next_id = meta("next_task_id")?;
+
+    let mut statement = conn.prepare(
+        "SELECT id, title, payload, queue, priority, status, requires, agent, attempts,
+                max_attempts, created_at, updated_at, result, error, seq
+         FROM tasks ORDER BY id",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut tasks = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let status: String = row.get(5)?;
+        let status: TaskStatus = status
+            .parse()
+            .map_err(|e| corrupt(format!("task {id}: {e}")))?;
+        let requires: String = row.get(6)?;
+        let requires: Vec<String> = serde_json::from_str(&requires)
+            .map_err(|e| corrupt(format!("task {id} requires: {e}")))?;
+        let task = Task {
+            id: id as u64,
+            title: row.get(1)?,
+            payload: row.get(2)?,
+            queue: row.get(3)?,
+            priority: row.get(4)?,
+            status,
+            requires,
+            agent: row.get(7)?,
+            attempts: row.get(8)?,
+            max_attempts: row.get(9)?,
+            created_at: row.get::<_, i64>(10)? as u64,
+            updated_at: row.get::<_, i64>(11)? as u64,
+            result: row.get(12)?,
+            error: row.get(13)?,
+        };
+        let seq: i64 = row.get(14)?;
+        tasks.push((task, seq as u64));
+    }
+
+    let mut statement = conn.prepare(
+        "SELECT name, capabilities, max_tasks, availability, registered_at, last_heartbeat
+         FROM agents ORDER BY name",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut agents = Vec::new();
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let capabilities: String = row.get(1)?;
+        let availability: String = row.get(3)?;
+        agents.push(AgentRecord {
+            capabilities: serde_json::from_str(&capabilities)
+                .map_err(|e| corrupt(format!("agent {name} capabilities: {e}")))?,
+            max_tasks: row.get(2)?,
+            availability: Availability::parse(&availability)
+                .ok_or_else(|| corrupt(format!("agent {name}: availability {availability}")))?,
+            registered_at: row.get::<_, i64>(4)? as u64,
+            last_heartbeat: row.get::<_, i64>(5)? as u64,
+            name,
+        });
+    }
+    Ok(Snapshot {
+        tasks: TaskQueue::restore(tasks, next_id),
+        registry: Registry::restore(agents),
+        counters,
+    })
+}

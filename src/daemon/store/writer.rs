@@ -1,0 +1,331 @@
+//! The writer thread: group commit, and the failure path.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use tokio::sync::watch;
+
+use super::snapshot::{self, Snapshot};
+use super::{Message, Progress, StoreError};
+use crate::daemon::change::{Change, counter_deltas};
+
+/// Most submissions folded into one transaction.
+const MAX_GROUP: usize = 4096;
+/// How often a degraded store tries a write to see whether storage works again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The daemon state, as the writer sees it after a failed commit.
+pub trait Recovery: Send + Sync {
+    /// Takes the state locks (so no new change can be submitted), calls `load`, and if it
+    /// succeeds replaces the in-memory state with the snapshot. Returns whether it did.
+    fn roll_back(&self, load: &mut dyn FnMut() -> Result<Snapshot, StoreError>) -> bool;
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    receiver: mpsc::Receiver<Message>,
+    progress: watch::Sender<Progress>,
+    degraded: Arc<AtomicBool>,
+    pub(super) recovery: Option<Weak<dyn Recovery>>,
+    closing: bool,
+}
+
+struct Submission {
+    seq: u64,
+    changes: Vec<Change>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        receiver: mpsc::Receiver<Message>,
+        progress: watch::Sender<Progress>,
+        degraded: Arc<AtomicBool>,
+    ) -> Writer {
+        Writer {
+            conn,
+            receiver,
+            progress,
+            degraded,
+            recovery: None,
+            closing: false,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        while !self.closing {
+            let Some(batch) = self.next_batch() else {
+                break;
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let first = batch[0].seq;
+            let last = batch[batch.len() - 1].seq;
+            match self.commit(&batch) {
+                Ok(()) => self.progress.send_modify(|p| p.durable = last),
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed; refusing writes until storage works");
+                    self.fail(first, last, format!("storage failed: {e}"));
+                    self.wait_for_storage();
+                }
+            }
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    /// Blocks for the next submission, then takes everything else already waiting.
+    /// `None` when the store is closed.
+    fn next_batch(&mut self) -> Option<Vec<Submission>> {
+        let mut batch = Vec::new();
+        match self.receiver.recv() {
+            Ok(Message::Submit { seq, changes }) => batch.push(Submission { seq, changes }),
+            Ok(Message::Close) | Err(_) => return None,
+        }
+        while batch.len() < MAX_GROUP {
+            match self.receiver.try_recv() {
+                Ok(Message::Submit { seq, changes }) => batch.push(Submission { seq, changes }),
+                Ok(Message::Close) => {
+                    self.closing = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn commit(&mut self, batch: &[Submission]) -> Result<(), rusqlite::Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for submission in batch {
+            for change in &submission.changes {
+                apply(&tx, change)?;
+            }
+        }
+        let deltas = counter_deltas(batch.iter().flat_map(|s| s.changes.iter()));
+        for (key, delta) in [
+            ("enqueued", deltas.enqueued),
+            ("claimed", deltas.claimed),
+            ("done", deltas.done),
+            ("failed", deltas.failed),
+            ("requeued", deltas.requeued),
+            ("cancelled", deltas.cancelled),
+        ] {
+            if delta > 0 {
+                tx.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = ?2")?
+                    .execute(params![delta as i64, key])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// After a failed commit of `first..=last`: turn degraded, fail everything queued behind
+    /// it, and have the daemon put memory back to what is on disk. All of that happens under
+    /// the daemon's locks, so no new change slips in between.
+    fn fail(&mut self, first: u64, last: u64, error: String) {
+        let mut last = last;
+        let rolled_back = {
+            let receiver = &self.receiver;
+            let conn = &self.conn;
+            let degraded = &self.degraded;
+            let closing = &mut self.closing;
+            let mut load = || {
+                degraded.store(true, Ordering::SeqCst);
+                while let Ok(message) = receiver.try_recv() {
+                    match message {
+                        Message::Submit { seq, .. } => last = seq,
+                        Message::Close => *closing = true,
+                    }
+                }
+                snapshot::load(conn)
+            };
+            match self.recovery.as_ref().and_then(Weak::upgrade) {
+                Some(recovery) => recovery.roll_back(&mut load),
+                None => load().is_ok(),
+            }
+        };
+        if !rolled_back {
+            tracing::error!(
+                "cannot read the database back: memory may hold changes that are not on disk; \
+                 writes stay refused"
+            );
+        }
+        self.progress
+            .send_modify(|p| p.failed.push((first, last, error.clone())));
+    }
+
+    /// While degraded: probe once a second until a write works, then roll memory back to
+    /// disk once more (in case the first roll-back could not read it) and accept writes.
+    fn wait_for_storage(&mut self) {
+        while self.degraded.load(Ordering::SeqCst) && !self.closing {
+            match self.receiver.recv_timeout(PROBE_INTERVAL) {
+                Ok(Message::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.closing = true;
+                }
+                Ok(Message::Submit { seq, .. }) => {
+                    // Cannot happen (writes are refused while degraded); fail it to be safe.
+                    self.progress
+                        .send_modify(|p| p.failed.push((seq, seq, "storage is failing".into())));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if probe(&self.conn).is_err() {
+                        continue;
+                    }
+                    let conn = &self.conn;
+                    let degraded = &self.degraded;
+                    let mut load = || {
+                        let snapshot = snapshot::load(conn)?;
+                        degraded.store(false, Ordering::SeqCst);
+                        Ok(snapshot)
+                    };
+                    let recovered = match self.recovery.as_ref().and_then(Weak::upgrade) {
+                        Some(recovery) => recovery.roll_back(&mut load),
+                        None => load().is_ok(),
+                    };
+                    if recovered {
+                        tracing::info!("storage works again; accepting writes");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A write that changes nothing, to test whether storage accepts writes again.
+fn probe(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let result = conn.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'next_task_id'; COMMIT;",
+    );
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    result
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+/// Writes one change.
+fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
+    match change {
+        Change::TaskAdded { task, seq } => {
+            tx.prepare_cached(
+                "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
+                    attempts, max_attempts, created_at, updated_at, result, error, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                task.id as i64,
+                task.title,
+                task.payload,
+                task.queue,
+                task.priority,
+                task.status.as_str(),
+                json(&task.requires),
+                task.agent,
+                task.attempts,
+                task.max_attempts,
+                task.created_at as i64,
+                task.updated_at as i64,
+                task.result,
+                task.error,
+                *seq as i64,
+            ])?;
+            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_task_id'")?
+                .execute([task.id as i64 + 1])?;
+        }
+        Change::TaskClaimed {
+            id,
+            agent,
+            attempts,
+            at,
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![*id as i64, agent, attempts, *at as i64])?;
+        }
+        Change::TaskFinished {
+            id,
+            status,
+            result,
+            error,
+            at,
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                *id as i64,
+                status.as_str(),
+                result,
+                error,
+                *at as i64
+            ])?;
+        }
+        Change::TaskRequeued {
+            id,
+            attempts,
+            seq,
+            error,
+            at,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
+                    seq = ?3, error = ?4, updated_at = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                *id as i64,
+                attempts,
+                *seq as i64,
+                error,
+                *at as i64
+            ])?;
+        }
+        Change::TasksPruned { ids } => {
+            let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+            for id in ids {
+                delete.execute([*id as i64])?;
+            }
+        }
+        Change::AgentRegistered {
+            name,
+            capabilities,
+            max_tasks,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO agents (name, capabilities, max_tasks, availability, registered_at,
+                    last_heartbeat)
+                 VALUES (?1, ?2, ?3, 'active', ?4, ?4)
+                 ON CONFLICT (name) DO UPDATE SET capabilities = ?2, max_tasks = ?3,
+                    last_heartbeat = ?4",
+            )?
+            .execute(params![name, json(capabilities), max_tasks, *at as i64])?;
+        }
+        Change::AgentAvailability {
+            name, availability, ..
+        } => {
+            tx.prepare_cached("UPDATE agents SET availability = ?2 WHERE name = ?1")?
+                .execute(params![name, availability.as_str()])?;
+        }
+        Change::AgentHeartbeat { name, at } => {
+            tx.prepare_cached("UPDATE agents SET last_heartbeat = ?2 WHERE name = ?1")?
+                .execute(params![name, *at as i64])?;
+        }
+        Change::AgentRemoved { name } => {
+            tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
+                .execute([name])?;
+        }
+    }
+    Ok(())
+}
