@@ -39,7 +39,6 @@ const MIGRATIONS: &[&str] = &[
         error        TEXT,
         seq          INTEGER NOT NULL   -- place in line within a priority (lower first)
     );
-    CREATE INDEX tasks_by_status ON tasks (status, updated_at);
 
     CREATE TABLE agents (
         name           TEXT PRIMARY KEY,

@@ -55,6 +55,7 @@ impl Writer {
     }
 
     pub(super) fn run(mut self) {
+        let (mut batches, mut submissions) = (0u64, 0u64);
         while !self.closing {
             let Some(batch) = self.next_batch() else {
                 break;
@@ -62,6 +63,8 @@ impl Writer {
             if batch.is_empty() {
                 continue;
             }
+            batches += 1;
+            submissions += batch.len() as u64;
             let first = batch[0].seq;
             let last = batch[batch.len() - 1].seq;
             match self.commit(&batch) {
@@ -73,7 +76,11 @@ impl Writer {
                 }
             }
         }
-        tracing::debug!("store writer stopped");
+        tracing::info!(
+            batches,
+            submissions,
+            "store writer stopped (group commits, submissions)"
+        );
     }
 
     /// Blocks for the next submission, then takes everything else already waiting.
@@ -106,7 +113,18 @@ impl Writer {
                 apply(&tx, change)?;
             }
         }
-        let deltas = counter_deltas(batch.iter().flat_map(|s| s.changes.iter()));
+        let changes = || batch.iter().flat_map(|s| s.changes.iter());
+        let highest_id = changes()
+            .filter_map(|change| match change {
+                Change::TaskAdded { task, .. } => Some(task.id),
+                _ => None,
+            })
+            .max();
+        if let Some(id) = highest_id {
+            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_task_id'")?
+                .execute([id as i64 + 1])?;
+        }
+        let deltas = counter_deltas(changes());
         for (key, delta) in [
             ("enqueued", deltas.enqueued),
             ("claimed", deltas.claimed),
@@ -236,8 +254,6 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
                 task.error,
                 *seq as i64,
             ])?;
-            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_task_id'")?
-                .execute([task.id as i64 + 1])?;
         }
         Change::TaskClaimed {
             id,
