@@ -5,7 +5,7 @@
 //! The file holds the owner's pid, for the message a second daemon prints.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -34,15 +34,30 @@ pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
         .create(dir)
         .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
     let path = dir.join("vapora.lock");
-    // A read-only data dir can still be locked (flock works on a read-only descriptor).
-    let mut file = OpenOptions::new()
+    let mut file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
-        .or_else(|_| File::open(&path))
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    {
+        Ok(file) => file,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+            ) =>
+        {
+            bail!(
+                "the data dir {} is not writable ({e}); vapora keeps its database there, so it \
+                 must be able to write",
+                dir.display()
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot open the lock file {}", path.display()));
+        }
+    };
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let mut holder = String::new();

@@ -58,6 +58,11 @@ impl TestDaemon {
 
     /// Starts `vapora daemon` with `args` and returns once it accepts connections.
     pub fn start_with(args: &[&str]) -> TestDaemon {
+        TestDaemon::start_in(None, args)
+    }
+
+    /// Starts a daemon whose data dir is `data_dir` (default: inside its temp dir).
+    pub fn start_in(data_dir: Option<PathBuf>, args: &[&str]) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("vapora-test")
             .tempdir()
@@ -65,7 +70,7 @@ impl TestDaemon {
         let socket = dir.path().join("v.sock");
         let mut daemon = TestDaemon {
             log: dir.path().join("daemon.log"),
-            data_dir: dir.path().join("data"),
+            data_dir: data_dir.unwrap_or_else(|| dir.path().join("data")),
             socket,
             dir,
             child: None,

@@ -1,0 +1,127 @@
+//! Storage that fails under the daemon: a full disk (a small tmpfs) and a read-only data
+//! dir. These need root to mount a tmpfs; elsewhere they say so and skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, TestDaemon};
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs(path.to_path_buf()))
+    }
+
+    fn remount(&self, options: &str) -> bool {
+        Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn skip(reason: &str) {
+    eprintln!("SKIPPED: {reason} (these tests need root, as in CI)");
+}
+
+fn ids(d: &TestDaemon) -> Vec<u64> {
+    let out = d.run(&["task", "list", "-q"]);
+    out.ok()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&scratch.path().join("mnt"), "1m") else {
+        return skip("cannot mount a tmpfs");
+    };
+    let mut d = TestDaemon::start_in(Some(fs.0.join("data")), &[]);
+    let payload = "x".repeat(50_000);
+    let mut acked = Vec::new();
+    let mut refusal = None;
+    for i in 0..100 {
+        let run = d.run(&["task", "add", &format!("big {i}"), "--payload", &payload]);
+        if run.code == 0 {
+            acked.push(run.stdout.trim().parse::<u64>().unwrap());
+        } else {
+            refusal = Some(run);
+            break;
+        }
+    }
+    let refusal = refusal.expect("the disk never filled up");
+    assert_eq!(refusal.code, 1, "{refusal:?}");
+    assert!(refusal.stderr.contains("storage"), "{refusal:?}");
+    assert!(!acked.is_empty());
+
+    // Reads are still served, and memory holds exactly what is on disk.
+    assert_eq!(ids(&d), acked);
+    d.run(&["ping"]).ok();
+
+    // More space: the daemon notices by itself and accepts writes again.
+    assert!(fs.remount("size=64m"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let recovered = loop {
+        let run = d.run(&["task", "add", "after recovery"]);
+        if run.code == 0 {
+            break run.stdout.trim().parse::<u64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "writes never resumed: {run:?}");
+        std::thread::sleep(Duration::from_millis(100)); // the daemon probes once a second
+    };
+    acked.push(recovered);
+
+    // Nothing unacknowledged reached the disk either.
+    d.kill9();
+    d.restart(&[]);
+    assert_eq!(ids(&d), acked);
+    d.kill9();
+}
+
+#[test]
+fn read_only_data_dir_is_refused_at_start_with_a_clear_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&scratch.path().join("mnt"), "8m") else {
+        return skip("cannot mount a tmpfs");
+    };
+    let data = fs.0.join("data");
+    {
+        let mut d = TestDaemon::start_in(Some(data.clone()), &[]);
+        d.add(&["kept"]);
+        assert_eq!(d.terminate().code(), Some(0));
+    }
+    assert!(fs.remount("ro"));
+    let db_before = std::fs::read(data.join("vapora.db")).unwrap();
+    let output = Command::new(BIN)
+        .args(["daemon", "--socket"])
+        .arg(scratch.path().join("ro.sock"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not writable"), "{stderr}");
+    assert_eq!(std::fs::read(data.join("vapora.db")).unwrap(), db_before);
+}
