@@ -51,7 +51,7 @@ fn acknowledged_adds_survive_sigkill_at_random_moments() {
                     for n in 0.. {
                         let title = format!("r{round}-c{client}-n{n}");
                         let mut task = NewTask::new(&title);
-                        task.priority = (n % 5) as i32;
+                        task.priority = n % 5;
                         task.payload = format!("payload of {title}");
                         match connection.call(&Request::AddTasks { tasks: vec![task] }) {
                             Ok(Ok(Response::Added(ids))) => {
