@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::change::Change;
 use super::queue::TaskQueue;
 use super::registry::Registry;
+use super::store::{Ack, Ticket};
 use crate::protocol::{Millis, Task, TaskId};
 
 /// A claim waiting for work.
@@ -20,7 +21,7 @@ pub struct ParkedClaim {
     pub agent: String,
     pub queues: Vec<String>,
     /// Receives the task and the store submission that makes the hand-off durable.
-    pub reply: oneshot::Sender<(Task, u64)>,
+    pub reply: oneshot::Sender<(Task, Ticket)>,
 }
 
 /// Parked claims in arrival order.
@@ -52,7 +53,7 @@ impl ParkedClaims {
         queue: &mut TaskQueue,
         registry: &Registry,
         now: Millis,
-        handoff_seq: u64,
+        acks: &mut Vec<Ack>,
         changes: &mut Vec<Change>,
     ) {
         if self.waiting.is_empty() || queue.queued_len() == 0 {
@@ -78,8 +79,12 @@ impl ParkedClaims {
                 still_waiting.push_back(parked);
                 continue;
             };
-            match parked.reply.send((task, handoff_seq)) {
-                Ok(()) => changes.append(&mut claim_changes),
+            let (ack, committed) = oneshot::channel();
+            match parked.reply.send((task, Some(committed))) {
+                Ok(()) => {
+                    changes.append(&mut claim_changes);
+                    acks.push(ack);
+                }
                 // The claimer left between the check and the send: undo the claim, which
                 // leaves the queue exactly as it was.
                 Err((task, _)) => {

@@ -23,7 +23,7 @@ use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::TaskQueue;
 use super::registry::{Availability, Registry};
 use super::shutdown::{Phase, Shutdown};
-use super::store::{Recovery, Snapshot, Store, StoreError, Ticket};
+use super::store::{Ack, Recovery, Snapshot, Store, StoreError, Ticket};
 use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
 use crate::protocol::limits::{self, MAX_BATCH, MAX_TASKS_LIMIT};
 use crate::protocol::response::TaskCounters;
@@ -46,13 +46,13 @@ pub struct QueueState {
 
 impl QueueState {
     /// Follow-ups every mutation needs, still under the locks: hand newly claimable tasks
-    /// to parked claimers (their hand-off is durable with submission `handoff_seq`), and
-    /// wake watchers of tasks that ended.
+    /// to parked claimers (each gets an ack for the commit of its hand-off, added to
+    /// `acks`), and wake watchers of tasks that ended.
     fn settle(
         &mut self,
         registry: &Registry,
         now: Millis,
-        handoff_seq: u64,
+        acks: &mut Vec<Ack>,
         changes: &mut Vec<Change>,
     ) {
         let may_free_work = changes.iter().any(|change| {
@@ -63,7 +63,7 @@ impl QueueState {
         });
         if may_free_work {
             self.parked
-                .serve(&mut self.tasks, registry, now, handoff_seq, changes);
+                .serve(&mut self.tasks, registry, now, acks, changes);
         }
         self.watchers.notify(changes);
     }
@@ -94,7 +94,7 @@ pub enum ClaimOutcome {
 /// instant), the task goes back to the queue instead of being lost to a claimer that is not
 /// there.
 pub struct ParkedTicket {
-    reply: oneshot::Receiver<(Task, u64)>,
+    reply: oneshot::Receiver<(Task, Ticket)>,
     /// A task handed over whose commit is still being awaited.
     received: Option<Task>,
     agent: String,
@@ -105,7 +105,7 @@ impl ParkedTicket {
     /// Waits for the hand-off and for it to be durable. An error means the claim can no
     /// longer be served.
     pub async fn recv(&mut self) -> Result<Task, ErrorBody> {
-        let (task, seq) = match (&mut self.reply).await {
+        let (task, committed) = match (&mut self.reply).await {
             Ok(handed) => handed,
             Err(_) if self.state.shutdown.is_stopping() => {
                 return Err(ErrorBody::unavailable("the daemon is shutting down"));
@@ -113,11 +113,7 @@ impl ParkedTicket {
             Err(_) => return Err(super::registry::unknown_agent(&self.agent)),
         };
         self.received = Some(task);
-        self.state
-            .store
-            .wait(Ticket::Seq(seq))
-            .await
-            .map_err(storage_error)?;
+        Store::wait(committed).await.map_err(storage_error)?;
         self.received
             .take()
             .ok_or_else(|| ErrorBody::new(ErrorKind::Internal, "hand-off lost"))
@@ -218,9 +214,10 @@ impl AppState {
         value: T,
         mut changes: Vec<Change>,
     ) -> (T, Pending) {
-        queue.settle(registry, now, self.store.upcoming_seq(), &mut changes);
+        let mut acks = Vec::new();
+        queue.settle(registry, now, &mut acks, &mut changes);
         let deltas = counter_deltas(&changes);
-        let ticket = self.store.submit(changes);
+        let ticket = self.store.submit(changes, acks);
         (value, Pending { ticket, deltas })
     }
 
@@ -256,10 +253,7 @@ impl AppState {
     /// disk.
     async fn commit<T>(&self, applied: Applied<T>) -> Result<T, ErrorBody> {
         let (value, pending) = applied?;
-        self.store
-            .wait(pending.ticket)
-            .await
-            .map_err(storage_error)?;
+        Store::wait(pending.ticket).await.map_err(storage_error)?;
         self.metrics.add_counters(&pending.deltas);
         Ok(value)
     }

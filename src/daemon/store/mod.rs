@@ -13,17 +13,18 @@
 //! memory), and writes are refused with `unavailable` while reads keep being served. The
 //! writer probes the database once a second and leaves degraded mode when a write works.
 
+mod checkpoint;
 mod schema;
 mod snapshot;
 mod writer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 pub use snapshot::Snapshot;
 pub use writer::Recovery;
@@ -66,44 +67,24 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// How far the writer got: every submission up to `durable` is committed, except those in
-/// `failed` ranges, which were not (and were rolled back in memory).
-#[derive(Debug, Clone, Default)]
-struct Progress {
-    durable: u64,
-    failed: Vec<(u64, u64, String)>,
-}
+/// Tells one waiter whether a submission was committed (`Err` says why not).
+pub type Ack = oneshot::Sender<Result<(), String>>;
 
-impl Progress {
-    fn outcome(&self, seq: u64) -> Option<Result<(), String>> {
-        if let Some((_, _, error)) = self
-            .failed
-            .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&seq))
-        {
-            return Some(Err(error.clone()));
-        }
-        (self.durable >= seq).then_some(Ok(()))
-    }
-}
+/// A handler's claim on a commit: await it with [`Store::wait`]. `None`: nothing needed
+/// writing.
+pub type Ticket = Option<oneshot::Receiver<Result<(), String>>>;
 
 enum Message {
-    Submit { seq: u64, changes: Vec<Change> },
+    /// Changes to commit, and everyone to tell once they are (or are not).
+    Submit {
+        changes: Vec<Change>,
+        acks: Vec<Ack>,
+    },
     Close,
-}
-
-/// A handler's claim on a commit: await it with [`Store::wait`].
-#[derive(Debug, Clone, Copy)]
-pub enum Ticket {
-    /// Nothing needed writing.
-    Nothing,
-    Seq(u64),
 }
 
 pub struct Store {
     sender: Mutex<mpsc::Sender<Message>>,
-    progress: watch::Receiver<Progress>,
-    next_seq: AtomicU64,
     degraded: Arc<AtomicBool>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -137,14 +118,12 @@ impl Store {
         // Reading the schema first validates the file before anything writes to it.
         schema::migrate_checked(&mut conn, sync)?;
         let snapshot = snapshot::load(&conn)?;
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let (sender, receiver) = mpsc::channel();
-        let (progress_tx, progress) = watch::channel(Progress::default());
         let degraded = Arc::new(AtomicBool::new(false));
-        let writer = writer::Writer::new(conn, receiver, progress_tx, Arc::clone(&degraded));
+        let writer = writer::Writer::new(conn, receiver, Arc::clone(&degraded), checkpointer);
         let store = Store {
             sender: Mutex::new(sender),
-            progress,
-            next_seq: AtomicU64::new(1),
             degraded,
             writer: Mutex::new(None),
         };
@@ -156,46 +135,33 @@ impl Store {
         self.degraded.load(Ordering::SeqCst)
     }
 
-    /// Hands changes to the writer. Called under the queue lock, so submissions reach the
-    /// writer in the order they were applied in memory.
-    pub fn submit(&self, changes: Vec<Change>) -> Ticket {
+    /// Hands changes to the writer, with `acks` to answer besides the returned ticket
+    /// (parked claimers whose hand-off these changes contain). Called under the queue lock,
+    /// so submissions reach the writer in the order they were applied in memory.
+    pub fn submit(&self, changes: Vec<Change>, mut acks: Vec<Ack>) -> Ticket {
         if changes.is_empty() {
-            return Ticket::Nothing;
+            return None;
         }
-        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let (ack, ticket) = oneshot::channel();
+        acks.push(ack);
         let sent = self
             .sender
             .lock()
-            .map(|sender| sender.send(Message::Submit { seq, changes }).is_ok())
+            .map(|sender| sender.send(Message::Submit { changes, acks }).is_ok())
             .unwrap_or(false);
         if !sent {
             tracing::error!("the store writer is gone; a change was not saved");
         }
-        Ticket::Seq(seq)
-    }
-
-    /// The sequence number the next submission will get (for hand-offs made during a
-    /// mutation, before its changes are submitted).
-    pub fn upcoming_seq(&self) -> u64 {
-        self.next_seq.load(Ordering::SeqCst)
+        Some(ticket)
     }
 
     /// Waits until the ticket's changes are committed; `Err` carries why they were not.
-    pub async fn wait(&self, ticket: Ticket) -> Result<(), String> {
-        let Ticket::Seq(seq) = ticket else {
-            return Ok(());
-        };
-        let mut progress = self.progress.clone();
-        let mut outcome = None;
-        let waited = progress
-            .wait_for(|p| {
-                outcome = p.outcome(seq);
-                outcome.is_some()
-            })
-            .await;
-        match (waited, outcome) {
-            (Ok(_), Some(result)) => result,
-            _ => Err("the store writer stopped".into()),
+    pub async fn wait(ticket: Ticket) -> Result<(), String> {
+        match ticket {
+            None => Ok(()),
+            Some(receiver) => receiver
+                .await
+                .unwrap_or_else(|_| Err("the store writer stopped".into())),
         }
     }
 
@@ -208,22 +174,5 @@ impl Store {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_reports_failures_before_durability() {
-        let progress = Progress {
-            durable: 10,
-            failed: vec![(4, 6, "disk full".into())],
-        };
-        assert_eq!(progress.outcome(3), Some(Ok(())));
-        assert_eq!(progress.outcome(5), Some(Err("disk full".into())));
-        assert_eq!(progress.outcome(10), Some(Ok(())));
-        assert_eq!(progress.outcome(11), None);
     }
 }

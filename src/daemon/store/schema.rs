@@ -70,6 +70,9 @@ pub fn migrate_checked(conn: &mut Connection, sync: SyncMode) -> Result<(), Stor
     };
     conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Checkpoints (which fsync) run on their own thread; see `checkpoint.rs`.
+    // After a checkpoint lets the WAL restart, trim the file back to at most 64 MiB.
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -5,14 +5,18 @@ use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
-use tokio::sync::watch;
 
+use super::checkpoint::{COMMITS_PER_CHECKPOINT, Checkpointer};
 use super::snapshot::{self, Snapshot};
-use super::{Message, Progress, StoreError};
+use super::{Ack, Message, StoreError};
 use crate::daemon::change::{Change, counter_deltas};
 
 /// Most submissions folded into one transaction.
 const MAX_GROUP: usize = 4096;
+/// Commits after which the writer itself restarts the WAL. Background checkpoints copy
+/// pages but cannot reset the log while commits keep coming; this bounds its size (about
+/// 40 MiB at typical commit sizes) at the cost of a short pause.
+const COMMITS_PER_WAL_RESTART: u32 = 4096;
 /// How often a degraded store tries a write to see whether storage works again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -26,36 +30,50 @@ pub trait Recovery: Send + Sync {
 pub(super) struct Writer {
     conn: Connection,
     receiver: mpsc::Receiver<Message>,
-    progress: watch::Sender<Progress>,
     degraded: Arc<AtomicBool>,
     pub(super) recovery: Option<Weak<dyn Recovery>>,
     closing: bool,
+    checkpointer: Checkpointer,
+    commits_since_checkpoint: u32,
+    commits_since_restart: u32,
 }
 
 struct Submission {
-    seq: u64,
     changes: Vec<Change>,
+    acks: Vec<Ack>,
+}
+
+/// Tells every waiter of `submissions` the outcome.
+fn answer(submissions: Vec<Submission>, outcome: &Result<(), String>) {
+    for submission in submissions {
+        for ack in submission.acks {
+            let _ = ack.send(outcome.clone());
+        }
+    }
 }
 
 impl Writer {
     pub(super) fn new(
         conn: Connection,
         receiver: mpsc::Receiver<Message>,
-        progress: watch::Sender<Progress>,
         degraded: Arc<AtomicBool>,
+        checkpointer: Checkpointer,
     ) -> Writer {
         Writer {
             conn,
             receiver,
-            progress,
             degraded,
             recovery: None,
             closing: false,
+            checkpointer,
+            commits_since_checkpoint: 0,
+            commits_since_restart: 0,
         }
     }
 
     pub(super) fn run(mut self) {
         let (mut batches, mut submissions) = (0u64, 0u64);
+        let mut busy = Duration::ZERO;
         while !self.closing {
             let Some(batch) = self.next_batch() else {
                 break;
@@ -65,21 +83,47 @@ impl Writer {
             }
             batches += 1;
             submissions += batch.len() as u64;
-            let first = batch[0].seq;
-            let last = batch[batch.len() - 1].seq;
-            match self.commit(&batch) {
-                Ok(()) => self.progress.send_modify(|p| p.durable = last),
+            let started = std::time::Instant::now();
+            let committed = self.commit(&batch);
+            busy += started.elapsed();
+            match committed {
+                Ok(()) => {
+                    answer(batch, &Ok(()));
+                    self.commits_since_checkpoint += 1;
+                    self.commits_since_restart += 1;
+                    if self.commits_since_restart >= COMMITS_PER_WAL_RESTART {
+                        self.commits_since_restart = 0;
+                        self.commits_since_checkpoint = 0;
+                        if let Err(e) =
+                            self.conn
+                                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "WAL restart failed; will retry later");
+                        }
+                    } else if self.commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
+                        self.commits_since_checkpoint = 0;
+                        self.checkpointer.request();
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "commit failed; refusing writes until storage works");
-                    self.fail(first, last, format!("storage failed: {e}"));
+                    self.fail(batch, format!("storage failed: {e}"));
                     self.wait_for_storage();
                 }
             }
         }
+        // Leave a compact database behind: everything copied out of the WAL.
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "final checkpoint failed; the WAL is replayed at the next start");
+        }
         tracing::info!(
             batches,
             submissions,
-            "store writer stopped (group commits, submissions)"
+            busy_ms = busy.as_millis() as u64,
+            "store writer stopped (group commits, submissions, time spent committing)"
         );
     }
 
@@ -88,12 +132,12 @@ impl Writer {
     fn next_batch(&mut self) -> Option<Vec<Submission>> {
         let mut batch = Vec::new();
         match self.receiver.recv() {
-            Ok(Message::Submit { seq, changes }) => batch.push(Submission { seq, changes }),
+            Ok(Message::Submit { changes, acks }) => batch.push(Submission { changes, acks }),
             Ok(Message::Close) | Err(_) => return None,
         }
         while batch.len() < MAX_GROUP {
             match self.receiver.try_recv() {
-                Ok(Message::Submit { seq, changes }) => batch.push(Submission { seq, changes }),
+                Ok(Message::Submit { changes, acks }) => batch.push(Submission { changes, acks }),
                 Ok(Message::Close) => {
                     self.closing = true;
                     break;
@@ -141,21 +185,24 @@ impl Writer {
         tx.commit()
     }
 
-    /// After a failed commit of `first..=last`: turn degraded, fail everything queued behind
-    /// it, and have the daemon put memory back to what is on disk. All of that happens under
-    /// the daemon's locks, so no new change slips in between.
-    fn fail(&mut self, first: u64, last: u64, error: String) {
-        let mut last = last;
+    /// After a failed commit of `batch`: turn degraded, fail everything queued behind it,
+    /// and have the daemon put memory back to what is on disk. All of that happens under
+    /// the daemon's locks, so no new change slips in between. Waiters hear of the failure
+    /// only once memory is back in line with the disk.
+    fn fail(&mut self, mut batch: Vec<Submission>, error: String) {
         let rolled_back = {
             let receiver = &self.receiver;
             let conn = &self.conn;
             let degraded = &self.degraded;
             let closing = &mut self.closing;
+            let failed = &mut batch;
             let mut load = || {
                 degraded.store(true, Ordering::SeqCst);
                 while let Ok(message) = receiver.try_recv() {
                     match message {
-                        Message::Submit { seq, .. } => last = seq,
+                        Message::Submit { changes, acks } => {
+                            failed.push(Submission { changes, acks })
+                        }
                         Message::Close => *closing = true,
                     }
                 }
@@ -172,8 +219,7 @@ impl Writer {
                  writes stay refused"
             );
         }
-        self.progress
-            .send_modify(|p| p.failed.push((first, last, error.clone())));
+        answer(batch, &Err(error));
     }
 
     /// While degraded: probe once a second until a write works, then roll memory back to
@@ -184,10 +230,10 @@ impl Writer {
                 Ok(Message::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.closing = true;
                 }
-                Ok(Message::Submit { seq, .. }) => {
+                Ok(Message::Submit { changes, acks }) => {
                     // Cannot happen (writes are refused while degraded); fail it to be safe.
-                    self.progress
-                        .send_modify(|p| p.failed.push((seq, seq, "storage is failing".into())));
+                    let failed = vec![Submission { changes, acks }];
+                    answer(failed, &Err("storage is failing".into()));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if probe(&self.conn).is_err() {
