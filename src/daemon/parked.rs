@@ -85,11 +85,14 @@ impl ParkedClaims {
                     changes.append(&mut claim_changes);
                     acks.push(ack);
                 }
-                // The claimer left between the check and the send: undo the claim, which
-                // leaves the queue exactly as it was.
+                // The claimer left between the check and the send: undo the claim; the
+                // task goes back to its place with its attempt refunded.
                 Err((task, _)) => {
                     let mut undo = Vec::new();
                     queue.release(task.id, &parked.agent, now, &mut undo);
+                    // Both halves go to the store, so disk and memory agree to the letter.
+                    changes.append(&mut claim_changes);
+                    changes.append(&mut undo);
                 }
             }
         }

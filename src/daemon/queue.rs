@@ -92,6 +92,16 @@ impl TaskQueue {
         self.tasks.get(&id).map(|stored| &stored.task)
     }
 
+    /// The id the next added task gets.
+    pub fn next_id(&self) -> TaskId {
+        self.next_id
+    }
+
+    /// Makes sure ids below `next_id` are never handed out (after a roll-back).
+    pub fn raise_next_id(&mut self, next_id: TaskId) {
+        self.next_id = self.next_id.max(next_id);
+    }
+
     /// Number of queued tasks.
     pub fn queued_len(&self) -> usize {
         self.queued

@@ -20,7 +20,7 @@ pub async fn run(state: Arc<AppState>) {
     loop {
         let now = now_millis();
         let wait_ms = match state.oldest_finished() {
-            Some(at) => (at + retain_ms).saturating_sub(now),
+            Some(at) => at.saturating_add(retain_ms).saturating_sub(now),
             None => retain_ms,
         };
         let wait = Duration::from_millis(wait_ms).max(MIN_PASS_INTERVAL);

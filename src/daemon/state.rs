@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::change::{Change, counter_deltas};
+use super::change::Change;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::TaskQueue;
@@ -135,13 +135,25 @@ impl Drop for ParkedTicket {
 }
 
 fn storage_error(reason: String) -> ErrorBody {
-    ErrorBody::unavailable(format!("{reason}; nothing was saved"))
+    ErrorBody::unavailable(format!("{reason}; the change was rolled back"))
 }
 
 /// A mutation applied in memory and submitted to the store, not yet durable.
 struct Pending {
     ticket: Ticket,
-    deltas: TaskCounters,
+}
+
+/// Releases a claimed task when dropped (see `AppState::claim`).
+struct ReleaseOnDrop<'a> {
+    state: &'a AppState,
+    id: TaskId,
+    agent: &'a str,
+}
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.state.release(self.id, self.agent);
+    }
 }
 
 type Applied<T> = Result<(T, Pending), ErrorBody>;
@@ -216,9 +228,8 @@ impl AppState {
     ) -> (T, Pending) {
         let mut acks = Vec::new();
         queue.settle(registry, now, &mut acks, &mut changes);
-        let deltas = counter_deltas(&changes);
         let ticket = self.store.submit(changes, acks);
-        (value, Pending { ticket, deltas })
+        (value, Pending { ticket })
     }
 
     /// Runs a mutation that reads the registry and changes the queue.
@@ -253,9 +264,12 @@ impl AppState {
     /// disk.
     async fn commit<T>(&self, applied: Applied<T>) -> Result<T, ErrorBody> {
         let (value, pending) = applied?;
-        Store::wait(pending.ticket).await.map_err(storage_error)?;
-        self.metrics.add_counters(&pending.deltas);
+        self.finish(pending).await?;
         Ok(value)
+    }
+
+    async fn finish(&self, pending: Pending) -> Result<(), ErrorBody> {
+        Store::wait(pending.ticket).await.map_err(storage_error)
     }
 
     pub fn info(&self) -> DaemonInfo {
@@ -344,23 +358,42 @@ impl AppState {
                 None => ClaimOutcome::Empty,
             })
         });
-        self.commit(applied).await
+        let (outcome, pending) = applied?;
+        // Until the answer leaves this function, a claimed task must go back to the queue
+        // if the request is dropped (the client left while the claim was being committed).
+        let guard = match &outcome {
+            ClaimOutcome::Claimed(task) => Some(ReleaseOnDrop {
+                state: self,
+                id: task.id,
+                agent: &agent,
+            }),
+            _ => None,
+        };
+        let committed = self.finish(pending).await;
+        std::mem::forget(guard);
+        committed?;
+        Ok(outcome)
     }
 
-    /// Puts back a task whose claim never reached its claimer.
+    /// Puts back a task whose claim never reached its claimer. Nobody awaits this commit
+    /// (it also runs from `Drop`).
     pub fn release(&self, id: TaskId, agent: &str) {
         let applied = self.change_queue(|_, queue, now, changes| {
             queue.tasks.release(id, agent, now, changes);
             Ok(())
         });
-        // Nobody can await this commit (it runs from `Drop` too); counters follow the submit.
-        if let Ok(((), pending)) = applied {
-            tracing::info!(
+        match applied {
+            Ok(_) => tracing::info!(
                 id,
                 agent,
                 "claimed task was not delivered; back in the queue"
-            );
-            self.metrics.add_counters(&pending.deltas);
+            ),
+            Err(e) => tracing::warn!(
+                id,
+                agent,
+                error = %e.message,
+                "claimed task was not delivered and cannot be put back now; it stays running"
+            ),
         }
     }
 
@@ -422,53 +455,63 @@ impl AppState {
                 ids.len()
             )));
         }
-        let pending = {
-            let mut queue = self.queue_lock();
-            let mut pending = Vec::new();
-            for &id in &ids {
-                let task = queue
-                    .tasks
-                    .get(id)
-                    .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
-                if !task.status.is_finished() {
-                    pending.push(queue.watchers.watch(id));
+        let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
+        loop {
+            // Under the lock: the tasks as they are, a watcher for each one still running,
+            // and a barrier that is durable once everything applied so far is.
+            let (tasks, pending, barrier) = {
+                let mut queue = self.queue_lock();
+                let mut tasks = Vec::with_capacity(ids.len());
+                let mut pending = Vec::new();
+                for &id in &ids {
+                    let task = queue
+                        .tasks
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+                    if !task.status.is_finished() {
+                        pending.push(queue.watchers.watch(id));
+                    }
+                    tasks.push(task);
                 }
+                let barrier = pending.is_empty().then(|| self.store.barrier());
+                (tasks, pending, barrier)
+            };
+            if let Some(barrier) = barrier {
+                // Report an end only once it is on disk.
+                Store::wait(barrier).await.map_err(storage_error)?;
+                return Ok((tasks, false));
             }
-            pending
-        };
-        let all_ended = async {
-            for watcher in pending {
-                // A closed channel means the task is gone; the final read reports it.
-                let _ = watcher.await;
-            }
-        };
-        let bounded = async {
-            match timeout {
-                Some(limit) => tokio::time::timeout(limit, all_ended).await.is_err(),
-                None => {
-                    all_ended.await;
-                    false
+            let all_woken = async {
+                for watcher in pending {
+                    // Woken (or dropped by a roll-back): look again.
+                    let _ = watcher.await;
                 }
+            };
+            let woken = async {
+                match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, all_woken).await.is_ok(),
+                    None => {
+                        all_woken.await;
+                        true
+                    }
+                }
+            };
+            let woke = tokio::select! {
+                woke = woken => woke,
+                () = self.shutdown.reached(Phase::Stopping) => {
+                    return Err(ErrorBody::unavailable("the daemon is shutting down"));
+                }
+            };
+            if !woke {
+                let queue = self.queue_lock();
+                let now: Vec<Task> = ids
+                    .iter()
+                    .filter_map(|&id| queue.tasks.get(id).cloned())
+                    .collect();
+                return Ok((if now.len() == tasks.len() { now } else { tasks }, true));
             }
-        };
-        let timed_out = tokio::select! {
-            timed_out = bounded => timed_out,
-            () = self.shutdown.reached(Phase::Stopping) => {
-                return Err(ErrorBody::unavailable("the daemon is shutting down"));
-            }
-        };
-        let queue = self.queue_lock();
-        let tasks = ids
-            .iter()
-            .map(|&id| {
-                queue
-                    .tasks
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((tasks, timed_out))
+        }
     }
 
     /// Deletes finished tasks that finished more than `older_than` ago; returns how many.
@@ -597,20 +640,39 @@ impl AppState {
 }
 
 impl Recovery for AppState {
-    fn roll_back(&self, load: &mut dyn FnMut() -> Result<Snapshot, StoreError>) -> bool {
-        let mut registry = self.registry_write();
-        let mut queue = self.queue_lock();
-        match load() {
-            Ok(snapshot) => {
-                *registry = snapshot.registry;
-                queue.tasks = snapshot.tasks;
-                tracing::warn!("in-memory state reset to what the database holds");
-                true
-            }
+    fn committed(&self, deltas: &TaskCounters) {
+        self.metrics.add_counters(deltas);
+    }
+
+    fn roll_back(
+        &self,
+        drain: &mut dyn FnMut(),
+        load: &mut dyn FnMut() -> Result<Snapshot, StoreError>,
+    ) -> bool {
+        {
+            // Under the locks, so nothing is submitted between the failure and the drain.
+            let _registry = self.registry_write();
+            let _queue = self.queue_lock();
+            drain();
+        }
+        // Reading the database happens without the locks: a hanging disk must not stop
+        // reads, pings or a shutdown. Writes are refused meanwhile (the store is degraded).
+        let mut snapshot = match load() {
+            Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the database back");
-                false
+                return false;
             }
-        }
+        };
+        let mut registry = self.registry_write();
+        let mut queue = self.queue_lock();
+        // Ids some client may have seen are never handed out again.
+        snapshot.tasks.raise_next_id(queue.tasks.next_id());
+        *registry = snapshot.registry;
+        queue.tasks = snapshot.tasks;
+        // Waiters look again, at the restored state.
+        queue.watchers = TaskWatchers::default();
+        tracing::warn!("in-memory state reset to what the database holds");
+        true
     }
 }

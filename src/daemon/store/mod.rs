@@ -150,9 +150,27 @@ impl Store {
             .map(|sender| sender.send(Message::Submit { changes, acks }).is_ok())
             .unwrap_or(false);
         if !sent {
-            tracing::error!("the store writer is gone; a change was not saved");
+            // Memory must not run ahead of a disk nobody writes: refuse further changes.
+            self.degraded.store(true, Ordering::SeqCst);
+            tracing::error!("the store writer is gone; refusing changes");
         }
         Some(ticket)
+    }
+
+    /// A ticket that is durable once everything submitted before it is (the writer handles
+    /// submissions in order). Called under the queue lock.
+    pub fn barrier(&self) -> Ticket {
+        let (ack, ticket) = oneshot::channel();
+        let message = Message::Submit {
+            changes: Vec::new(),
+            acks: vec![ack],
+        };
+        let sent = self
+            .sender
+            .lock()
+            .map(|sender| sender.send(message).is_ok())
+            .unwrap_or(false);
+        sent.then_some(ticket)
     }
 
     /// Waits until the ticket's changes are committed; `Err` carries why they were not.

@@ -111,6 +111,11 @@ fn check(conn: &Connection) -> Result<i64, StoreError> {
             "the file holds tables but is not a vapora database".into(),
         ));
     };
+    if current < 0 {
+        return Err(StoreError::Unreadable(format!(
+            "invalid schema version {current}"
+        )));
+    }
     if current > LATEST {
         return Err(StoreError::TooNew {
             found: current,

@@ -20,13 +20,18 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unreadable(what.to_string())
 }
 
+/// Ids, places in line and times are never negative; a negative one means a damaged file.
+fn non_negative(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(format!("{what} is negative ({value})")))
+}
+
 pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     let meta = |key: &str| -> Result<u64, StoreError> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
             row.get::<_, i64>(0)
         })
-        .map(|v| v.max(0) as u64)
         .map_err(|e| corrupt(format!("meta {key}: {e}")))
+        .and_then(|v| non_negative(v, key))
     };
     let counters = TaskCounters {
         enqueued: meta("enqueued")?,
@@ -55,7 +60,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
         let requires: Vec<String> = serde_json::from_str(&requires)
             .map_err(|e| corrupt(format!("task {id} requires: {e}")))?;
         let task = Task {
-            id: id as u64,
+            id: non_negative(id, "a task id")?,
             title: row.get(1)?,
             payload: row.get(2)?,
             queue: row.get(3)?,
@@ -65,13 +70,13 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             agent: row.get(7)?,
             attempts: row.get(8)?,
             max_attempts: row.get(9)?,
-            created_at: row.get::<_, i64>(10)? as u64,
-            updated_at: row.get::<_, i64>(11)? as u64,
+            created_at: non_negative(row.get(10)?, "created_at")?,
+            updated_at: non_negative(row.get(11)?, "updated_at")?,
             result: row.get(12)?,
             error: row.get(13)?,
         };
-        let seq: i64 = row.get(14)?;
-        tasks.push((task, seq as u64));
+        let seq = non_negative(row.get(14)?, "seq")?;
+        tasks.push((task, seq));
     }
 
     let mut statement = conn.prepare(
@@ -90,8 +95,8 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             max_tasks: row.get(2)?,
             availability: Availability::parse(&availability)
                 .ok_or_else(|| corrupt(format!("agent {name}: availability {availability}")))?,
-            registered_at: row.get::<_, i64>(4)? as u64,
-            last_heartbeat: row.get::<_, i64>(5)? as u64,
+            registered_at: non_negative(row.get(4)?, "registered_at")?,
+            last_heartbeat: non_negative(row.get(5)?, "last_heartbeat")?,
             name,
         });
     }

@@ -10,6 +10,7 @@ use super::checkpoint::{COMMITS_PER_CHECKPOINT, Checkpointer};
 use super::snapshot::{self, Snapshot};
 use super::{Ack, Message, StoreError};
 use crate::daemon::change::{Change, counter_deltas};
+use crate::protocol::response::TaskCounters;
 
 /// Most submissions folded into one transaction.
 const MAX_GROUP: usize = 4096;
@@ -20,11 +21,19 @@ const COMMITS_PER_WAL_RESTART: u32 = 4096;
 /// How often a degraded store tries a write to see whether storage works again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The daemon state, as the writer sees it after a failed commit.
+/// The daemon state, as the writer sees it.
 pub trait Recovery: Send + Sync {
-    /// Takes the state locks (so no new change can be submitted), calls `load`, and if it
-    /// succeeds replaces the in-memory state with the snapshot. Returns whether it did.
-    fn roll_back(&self, load: &mut dyn FnMut() -> Result<Snapshot, StoreError>) -> bool;
+    /// Task counters grew by `deltas` in a commit that just succeeded.
+    fn committed(&self, deltas: &TaskCounters);
+
+    /// After a failed commit: calls `drain` under the state locks (so no new change can be
+    /// submitted in between), then `load` without them, and if that succeeds replaces the
+    /// in-memory state with the snapshot. Returns whether it did.
+    fn roll_back(
+        &self,
+        drain: &mut dyn FnMut(),
+        load: &mut dyn FnMut() -> Result<Snapshot, StoreError>,
+    ) -> bool;
 }
 
 pub(super) struct Writer {
@@ -87,7 +96,10 @@ impl Writer {
             let committed = self.commit(&batch);
             busy += started.elapsed();
             match committed {
-                Ok(()) => {
+                Ok(deltas) => {
+                    if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
+                        recovery.committed(&deltas);
+                    }
                     answer(batch, &Ok(()));
                     self.commits_since_checkpoint += 1;
                     self.commits_since_restart += 1;
@@ -148,7 +160,8 @@ impl Writer {
         Some(batch)
     }
 
-    fn commit(&mut self, batch: &[Submission]) -> Result<(), rusqlite::Error> {
+    /// Commits a batch as one transaction; returns the counter deltas it made durable.
+    fn commit(&mut self, batch: &[Submission]) -> Result<TaskCounters, rusqlite::Error> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -182,7 +195,8 @@ impl Writer {
                     .execute(params![delta as i64, key])?;
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(deltas)
     }
 
     /// After a failed commit of `batch`: turn degraded, fail everything queued behind it,
@@ -196,7 +210,7 @@ impl Writer {
             let degraded = &self.degraded;
             let closing = &mut self.closing;
             let failed = &mut batch;
-            let mut load = || {
+            let mut drain = || {
                 degraded.store(true, Ordering::SeqCst);
                 while let Ok(message) = receiver.try_recv() {
                     match message {
@@ -206,11 +220,14 @@ impl Writer {
                         Message::Close => *closing = true,
                     }
                 }
-                snapshot::load(conn)
             };
+            let mut load = || snapshot::load(conn);
             match self.recovery.as_ref().and_then(Weak::upgrade) {
-                Some(recovery) => recovery.roll_back(&mut load),
-                None => load().is_ok(),
+                Some(recovery) => recovery.roll_back(&mut drain, &mut load),
+                None => {
+                    drain();
+                    false
+                }
             }
         };
         if !rolled_back {
@@ -240,17 +257,13 @@ impl Writer {
                         continue;
                     }
                     let conn = &self.conn;
-                    let degraded = &self.degraded;
-                    let mut load = || {
-                        let snapshot = snapshot::load(conn)?;
-                        degraded.store(false, Ordering::SeqCst);
-                        Ok(snapshot)
-                    };
+                    let mut load = || snapshot::load(conn);
                     let recovered = match self.recovery.as_ref().and_then(Weak::upgrade) {
-                        Some(recovery) => recovery.roll_back(&mut load),
+                        Some(recovery) => recovery.roll_back(&mut || {}, &mut load),
                         None => load().is_ok(),
                     };
                     if recovered {
+                        self.degraded.store(false, Ordering::SeqCst);
                         tracing::info!("storage works again; accepting writes");
                     }
                 }
