@@ -385,20 +385,28 @@ fn garbage_or_newer_database_is_refused_and_left_untouched() {
         "the file was modified"
     );
 
-    // A database from a newer vapora.
-    let newer = dir.path().join("newer");
-    std::fs::create_dir(&newer).unwrap();
-    {
-        let db = rusqlite::Connection::open(newer.join("vapora.db")).unwrap();
-        db.execute_batch("CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES (99);")
-            .unwrap();
+    // A database from a newer vapora, and one with a nonsense version.
+    for (name, version, message) in [
+        ("newer", 99, "newer vapora"),
+        ("broken", -1, "invalid schema version"),
+    ] {
+        let data = dir.path().join(name);
+        std::fs::create_dir(&data).unwrap();
+        {
+            let db = rusqlite::Connection::open(data.join("vapora.db")).unwrap();
+            let sql = format!(
+                "CREATE TABLE schema_version (version INTEGER);
+                 INSERT INTO schema_version VALUES ({version});"
+            );
+            db.execute_batch(&sql).unwrap();
+        }
+        let before = std::fs::read(data.join("vapora.db")).unwrap();
+        let output = start_on(&data);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert_eq!(std::fs::read(data.join("vapora.db")).unwrap(), before);
     }
-    let before = std::fs::read(newer.join("vapora.db")).unwrap();
-    let output = start_on(&newer);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("newer vapora"), "{stderr}");
-    assert_eq!(std::fs::read(newer.join("vapora.db")).unwrap(), before);
 }
 
 #[test]
