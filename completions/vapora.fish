@@ -43,6 +43,9 @@ complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l data-dir -d 'Wh
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l sync -d 'normal: an acknowledged change survives the daemon being killed; full: also a power loss (fsync on every commit)' -r -f -a "normal\t''
 full\t''"
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l retain -d 'Delete finished tasks this long after they finished' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l lease -d 'How long a claim holds a task without a sign of life from its agent' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l heartbeat-ttl -d 'An agent silent for longer than this goes offline and loses its tasks' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l retry-backoff -d 'Delay before the first retry of a failed task; doubles per attempt (capped at 1h, with jitter). 0s retries at once' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s q -l quiet -d 'Print only the essentials (ids), no messages'
@@ -69,6 +72,10 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l queue -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l require -d 'A capability the claiming agent must have (repeatable)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l max-attempts -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l delay -d 'Not claimable until this long from now' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l at -d 'Not claimable before this time (RFC 3339, e.g. 2026-12-01T08:00:00Z)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l after -d 'Run only after this task is done (repeatable); if it fails or is cancelled, so is this one' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l lease -d 'Lease for this task instead of the daemon\'s --lease' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l stdin -d 'Read tasks from standard input, one per line (the line is the title)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l jsonl -d 'With --stdin: each line is a JSON object with title, payload, priority, queue, requires, max_attempts (missing fields take the flags\' values)'

@@ -216,7 +216,7 @@ fn acknowledged_claims_and_finishes_survive_sigkill() {
 
 #[test]
 fn restart_keeps_agents_tasks_order_counters_and_ids() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::start_with(&["--retry-backoff", "0s"]);
     d.run(&[
         "agent",
         "register",
@@ -314,7 +314,7 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let (title, status, requires): (String, String, String) = db
         .query_row(
             "SELECT title, status, requires FROM tasks WHERE id = ?1",

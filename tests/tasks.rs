@@ -145,7 +145,7 @@ fn claim_by_unregistered_agent_names_the_register_command() {
 
 #[test]
 fn done_fail_cancel_retry_lifecycle() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::start_with(&["--retry-backoff", "0s"]);
     d.run(&["agent", "register", "w1", "--max-tasks", "10"])
         .ok();
     let ok = d.add(&["ok"]);
@@ -161,7 +161,7 @@ fn done_fail_cancel_retry_lifecycle() {
     assert_eq!(done["status"], "done");
     assert_eq!(done["result"], "42");
 
-    // With attempts left, a failure goes back to the queue.
+    // With attempts left (and no backoff), a failure goes straight back to the queue.
     let again = d
         .run(&[
             "task",

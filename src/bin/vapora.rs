@@ -33,6 +33,13 @@ fn main() {
                     vapora::daemon::store::SyncMode::Normal
                 },
                 retain: args.retain,
+                lifecycle: vapora::daemon::state::Lifecycle {
+                    policy: vapora::daemon::queue::Policy {
+                        lease_ms: args.lease.as_millis() as u64,
+                        retry_backoff_ms: args.retry_backoff.as_millis() as u64,
+                    },
+                    heartbeat_ttl: args.heartbeat_ttl,
+                },
             };
             match daemon::run(options) {
                 Ok(()) => exit::OK,

@@ -74,6 +74,16 @@ pub struct DaemonArgs {
     /// Delete finished tasks this long after they finished.
     #[arg(long, value_name = "DUR", default_value = "7days", value_parser = parse_duration)]
     pub retain: Duration,
+    /// How long a claim holds a task without a sign of life from its agent.
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// An agent silent for longer than this goes offline and loses its tasks.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub heartbeat_ttl: Duration,
+    /// Delay before the first retry of a failed task; doubles per attempt (capped at 1h,
+    /// with jitter). 0s retries at once.
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    pub retry_backoff: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +165,19 @@ pub struct AddArgs {
     pub requires: Vec<String>,
     #[arg(long, value_name = "N", default_value_t = crate::protocol::types::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
+    /// Not claimable until this long from now.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Not claimable before this time (RFC 3339, e.g. 2026-12-01T08:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<std::time::SystemTime>,
+    /// Run only after this task is done (repeatable); if it fails or is cancelled, so is
+    /// this one.
+    #[arg(long, value_name = "ID")]
+    pub after: Vec<u64>,
+    /// Lease for this task instead of the daemon's --lease.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lease: Option<Duration>,
     /// Read tasks from standard input, one per line (the line is the title).
     #[arg(long)]
     pub stdin: bool,
@@ -253,6 +276,12 @@ fn parse_max_frame(text: &str) -> Result<usize, String> {
             "expected a number of bytes from {MIN_MAX_FRAME} to {max}"
         )),
     }
+}
+
+fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("invalid time '{text}' ({e}); use RFC 3339, e.g. 2026-12-01T08:00:00Z")
+    })
 }
 
 fn parse_task_status(text: &str) -> Result<TaskStatus, String> {

@@ -47,6 +47,9 @@ pub struct TaskJson<'a> {
     updated_at: String,
     result: Option<&'a str>,
     error: Option<&'a str>,
+    run_at: Option<String>,
+    lease_until: Option<String>,
+    after: &'a [u64],
 }
 
 impl<'a> From<&'a Task> for TaskJson<'a> {
@@ -66,6 +69,9 @@ impl<'a> From<&'a Task> for TaskJson<'a> {
             updated_at: rfc3339(task.updated_at),
             result: task.result.as_deref(),
             error: task.error.as_deref(),
+            run_at: task.run_at.map(rfc3339),
+            lease_until: task.lease_until.map(rfc3339),
+            after: &task.after,
         }
     }
 }
@@ -233,6 +239,16 @@ pub fn task_details(task: &Task) -> io::Result<()> {
     }
     if let Some(error) = &task.error {
         rows.push(("error", error.clone()));
+    }
+    if let Some(at) = task.run_at {
+        rows.push(("run at", format!("{} ({})", rfc3339(at), relative(at))));
+    }
+    if let Some(until) = task.lease_until {
+        rows.push(("lease until", rfc3339(until)));
+    }
+    if !task.after.is_empty() {
+        let ids: Vec<String> = task.after.iter().map(u64::to_string).collect();
+        rows.push(("after", ids.join(", ")));
     }
     rows.push(("payload", describe_payload(&task.payload)));
     details(&rows)

@@ -21,6 +21,21 @@ pub enum Change {
         id: TaskId,
         agent: String,
         attempts: u32,
+        lease_until: Millis,
+        at: Millis,
+    },
+    /// A running task's lease was renewed.
+    LeaseExtended {
+        id: TaskId,
+        lease_until: Millis,
+    },
+    /// The task waits until `run_at` (a retry's backoff, or a delay after its dependencies).
+    TaskScheduled {
+        id: TaskId,
+        attempts: u32,
+        run_at: Millis,
+        error: Option<String>,
+        cause: RequeueCause,
         at: Millis,
     },
     /// The task reached `done`, `failed` or `cancelled`.
@@ -75,6 +90,28 @@ pub enum RequeueCause {
     AgentLost,
     /// It was handed to a claimer that disconnected before receiving it.
     Undelivered,
+    /// Its lease ran out, or its agent went silent.
+    LeaseExpired,
+    /// Its scheduled time came.
+    Due,
+    /// The last of its dependencies is done.
+    DependenciesDone,
+}
+
+impl RequeueCause {
+    /// Whether this puts the task back for another attempt (as opposed to a first run
+    /// becoming possible).
+    pub fn is_retry(self) -> bool {
+        !matches!(self, RequeueCause::Due | RequeueCause::DependenciesDone)
+    }
+
+    /// Whether a failure caused it.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RequeueCause::FailedWithRetry | RequeueCause::LeaseExpired
+        )
+    }
 }
 
 /// How much each task counter grows by these changes. A failure that is retried counts as
@@ -89,13 +126,15 @@ pub fn counter_deltas<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Task
                 TaskStatus::Done => deltas.done += 1,
                 TaskStatus::Failed => deltas.failed += 1,
                 TaskStatus::Cancelled => deltas.cancelled += 1,
-                TaskStatus::Queued | TaskStatus::Running => {}
+                _ => {}
             },
-            Change::TaskRequeued { cause, .. } => {
-                if *cause == RequeueCause::FailedWithRetry {
+            Change::TaskRequeued { cause, .. } | Change::TaskScheduled { cause, .. } => {
+                if cause.is_failure() {
                     deltas.failed += 1;
                 }
-                deltas.requeued += 1;
+                if cause.is_retry() {
+                    deltas.requeued += 1;
+                }
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ pub mod change;
 mod connection;
 pub mod datadir;
 mod handlers;
+mod lifecycle;
 pub mod metrics;
 pub mod parked;
 pub mod queue;
@@ -48,6 +49,7 @@ pub struct DaemonOptions {
     pub sync: store::SyncMode,
     /// Finished tasks are deleted this long after they finished.
     pub retain: Duration,
+    pub lifecycle: state::Lifecycle,
 }
 
 /// Runs the daemon in the foreground until it is told to stop.
@@ -70,6 +72,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         snapshot,
         store,
         options.retain,
+        options.lifecycle,
     );
     let recovery: std::sync::Weak<dyn store::Recovery> = {
         let weak: std::sync::Weak<AppState> = Arc::downgrade(&state);
@@ -84,6 +87,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         "state loaded"
     );
     let retention = tokio::spawn(retention::run(Arc::clone(&state)));
+    let lifecycle = tokio::spawn(lifecycle::run(Arc::clone(&state)));
     tracing::info!(
         socket = %options.socket.display(),
         pid = std::process::id(),
@@ -129,6 +133,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         connections.shutdown().await;
     }
     retention.abort();
+    lifecycle.abort();
     // Everything acknowledged is committed already; this waits for the writer to finish
     // what is queued (e.g. a release whose commit nobody awaited) and stop.
     let closing = Arc::clone(&state);

@@ -8,6 +8,10 @@
 //!
 //! Heaps are cleaned lazily: cancelling a queued task leaves its heap entry behind, and the
 //! entry is dropped when it reaches the head (its task is no longer queued under that seq).
+//!
+//! Time-driven transitions are indexed by deadline so the lifecycle timer never scans:
+//! scheduled tasks by `run_at`, running tasks by `lease_until`. Blocked tasks are indexed by
+//! the dependencies they still wait for.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -22,6 +26,48 @@ pub struct Claimant<'a> {
     /// Sorted, without duplicates.
     pub capabilities: &'a [String],
     pub max_tasks: u32,
+}
+
+/// The daemon's timing settings, as the queue needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A claim's lease, unless the task sets its own.
+    pub lease_ms: u64,
+    /// The first retry's delay after a failure; doubles per attempt. 0: retry at once.
+    pub retry_backoff_ms: u64,
+}
+
+/// The longest retry backoff, however many attempts.
+const MAX_BACKOFF_MS: u64 = 60 * 60 * 1000;
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            lease_ms: 5 * 60 * 1000,
+            retry_backoff_ms: 1000,
+        }
+    }
+}
+
+impl Policy {
+    /// The delay before retry number `attempts` of task `id`: exponential, capped, with
+    /// ±25 % jitter (derived from the id and attempt, so a restart does not change it and
+    /// tasks that failed together do not retry together).
+    pub fn backoff_ms(&self, id: TaskId, attempts: u32) -> u64 {
+        if self.retry_backoff_ms == 0 {
+            return 0;
+        }
+        let exponent = attempts.saturating_sub(1).min(32);
+        let base = self
+            .retry_backoff_ms
+            .saturating_mul(1u64 << exponent)
+            .min(MAX_BACKOFF_MS);
+        let mut x = id ^ (u64::from(attempts) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let permille = 750 + (x ^ (x >> 31)) % 501; // 750..=1250
+        base / 1000 * permille + base % 1000 * permille / 1000
+    }
 }
 
 /// A task and its place in line (meaningful while it is queued).
@@ -70,6 +116,15 @@ pub struct TaskQueue {
     counts: BTreeMap<String, [u64; TaskStatus::ALL.len()]>,
     /// Finished tasks by (updated_at, id): retention finds what expired without scanning.
     finished: BTreeSet<(Millis, TaskId)>,
+    /// Scheduled tasks by (run_at, id).
+    scheduled: BTreeSet<(Millis, TaskId)>,
+    /// Running tasks by (lease_until, id).
+    leases: BTreeSet<(Millis, TaskId)>,
+    /// For each unfinished task, the blocked tasks waiting for it.
+    dependents: HashMap<TaskId, Vec<TaskId>>,
+    /// For each blocked task, how many of its dependencies are not done yet.
+    waiting_on: HashMap<TaskId, usize>,
+    policy: Policy,
     next_id: TaskId,
     next_seq: u64,
 }
@@ -80,12 +135,24 @@ fn is_subset(required: &[String], available: &[String]) -> bool {
         .all(|cap| available.binary_search(cap).is_ok())
 }
 
+fn not_found(id: TaskId) -> ErrorBody {
+    ErrorBody::not_found(format!("no task with id {id}"))
+}
+
 impl TaskQueue {
     pub fn new() -> TaskQueue {
         TaskQueue {
             next_id: 1,
             ..TaskQueue::default()
         }
+    }
+
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     pub fn get(&self, id: TaskId) -> Option<&Task> {
@@ -114,17 +181,70 @@ impl TaskQueue {
             .map_or(0, |ids| ids.len() as u32)
     }
 
-    /// Adds a validated task to the back of its priority.
+    /// The tasks `agent` runs now.
+    pub fn running_of(&self, agent: &str) -> Vec<TaskId> {
+        self.running_by_agent
+            .get(agent)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The earliest time something here is due: a scheduled task or a lease.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let scheduled = self.scheduled.first().map(|&(at, _)| at);
+        let lease = self.leases.first().map(|&(at, _)| at);
+        scheduled.into_iter().chain(lease).min()
+    }
+
+    /// Checks that a task may be added: its dependencies exist.
+    pub fn check_new(&self, new: &NewTask) -> Result<(), ErrorBody> {
+        for &dep in &new.after {
+            if !self.tasks.contains_key(&dep) {
+                return Err(ErrorBody::not_found(format!(
+                    "no task with id {dep} (named in --after)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a checked (`check_new`) and validated task: blocked while a dependency is not
+    /// done, cancelled at once if one failed or was cancelled, scheduled while `run_at` is
+    /// in the future, else queued at the back of its priority. A new task cannot close a
+    /// dependency cycle: its dependencies exist already and nothing can depend on it yet.
     pub fn add(&mut self, new: NewTask, now: Millis, changes: &mut Vec<Change>) -> TaskId {
         let id = self.next_id;
         self.next_id += 1;
+        let mut failed_dependency = None;
+        let mut pending = Vec::new();
+        for &dep in &new.after {
+            match self.get(dep).map(|task| task.status) {
+                Some(TaskStatus::Done) | None => {}
+                Some(status @ (TaskStatus::Failed | TaskStatus::Cancelled)) => {
+                    failed_dependency.get_or_insert((dep, status));
+                }
+                Some(_) => pending.push(dep),
+            }
+        }
+        let (status, error) = if let Some((dep, status)) = failed_dependency {
+            (
+                TaskStatus::Cancelled,
+                Some(format!("dependency {dep} {status}")),
+            )
+        } else if !pending.is_empty() {
+            (TaskStatus::Blocked, None)
+        } else if new.run_at.is_some_and(|at| at > now) {
+            (TaskStatus::Scheduled, None)
+        } else {
+            (TaskStatus::Queued, None)
+        };
         let task = Task {
             id,
             title: new.title,
             payload: new.payload,
             queue: new.queue,
             priority: new.priority,
-            status: TaskStatus::Queued,
+            status,
             requires: new.requires,
             agent: None,
             attempts: 0,
@@ -132,7 +252,11 @@ impl TaskQueue {
             created_at: now,
             updated_at: now,
             result: None,
-            error: None,
+            error,
+            run_at: new.run_at,
+            lease_until: None,
+            lease_ms: new.lease_ms,
+            after: new.after,
         };
         self.count(&task.queue, task.status, 1);
         let seq = self.take_seq();
@@ -140,13 +264,29 @@ impl TaskQueue {
             task: task.clone(),
             seq,
         });
-        self.tasks.insert(id, Stored { task, seq: 0 });
-        self.make_ready(id, seq);
+        let run_at = task.run_at.unwrap_or(now);
+        self.tasks.insert(id, Stored { task, seq });
+        match status {
+            TaskStatus::Queued => self.make_ready(id, seq),
+            TaskStatus::Scheduled => {
+                self.scheduled.insert((run_at, id));
+            }
+            TaskStatus::Blocked => {
+                self.waiting_on.insert(id, pending.len());
+                for dep in pending {
+                    self.dependents.entry(dep).or_default().push(id);
+                }
+            }
+            _ => {
+                self.finished.insert((now, id));
+            }
+        }
         id
     }
 
     /// Claims the best task `who` may take from `queues` (all queues when empty): the
     /// highest priority, then the oldest, among the heads of the lanes it qualifies for.
+    /// The claim holds a lease until `now` plus the task's (or the policy's) lease length.
     pub fn claim(
         &mut self,
         who: Claimant<'_>,
@@ -188,28 +328,46 @@ impl TaskQueue {
         if heap.is_empty() {
             self.lanes.remove(&lane);
         }
-        self.queued -= 1;
-        let stored = self.tasks.get_mut(&ready.id)?;
-        let queue = stored.task.queue.clone();
-        let task = &mut stored.task;
-        task.status = TaskStatus::Running;
+        let id = ready.id;
+        let lease_ms = self.get(id)?.lease_ms.unwrap_or(self.policy.lease_ms);
+        let lease_until = now.saturating_add(lease_ms);
+        let task = self.set_status(id, TaskStatus::Running, now)?;
         task.agent = Some(who.name.to_string());
         task.attempts += 1;
-        task.updated_at = now;
+        task.lease_until = Some(lease_until);
         let claimed = task.clone();
+        self.leases.insert((lease_until, id));
         self.running_by_agent
             .entry(who.name.to_string())
             .or_default()
-            .insert(ready.id);
-        self.count(&queue, TaskStatus::Queued, -1);
-        self.count(&queue, TaskStatus::Running, 1);
+            .insert(id);
         changes.push(Change::TaskClaimed {
-            id: claimed.id,
+            id,
             agent: who.name.to_string(),
             attempts: claimed.attempts,
+            lease_until,
             at: now,
         });
         Some(claimed)
+    }
+
+    /// Renews the leases of every task `agent` runs (it showed a sign of life).
+    pub fn extend_leases(&mut self, agent: &str, now: Millis, changes: &mut Vec<Change>) {
+        for id in self.running_of(agent) {
+            let Some(stored) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            let lease_ms = stored.task.lease_ms.unwrap_or(self.policy.lease_ms);
+            let until = now.saturating_add(lease_ms);
+            if let Some(old) = stored.task.lease_until.replace(until) {
+                self.leases.remove(&(old, id));
+            }
+            self.leases.insert((until, id));
+            changes.push(Change::LeaseExtended {
+                id,
+                lease_until: until,
+            });
+        }
     }
 
     /// When `by` names an agent, checks that it is the one running task `id`.
@@ -217,9 +375,7 @@ impl TaskQueue {
         let Some(by) = by else {
             return Ok(());
         };
-        let task = self
-            .get(id)
-            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        let task = self.get(id).ok_or_else(|| not_found(id))?;
         if task.status == TaskStatus::Running && task.agent.as_deref() == Some(by) {
             return Ok(());
         }
@@ -244,7 +400,8 @@ impl TaskQueue {
         self.finish(id, TaskStatus::Done, result, None, now, changes)
     }
 
-    /// `running` → `queued` (with attempts left and `retry`) or `failed`.
+    /// `running` → `scheduled` for a retry after a backoff (or straight to `queued` with no
+    /// backoff) while attempts are left and `retry`; else `failed`.
     pub fn fail(
         &mut self,
         id: TaskId,
@@ -255,28 +412,32 @@ impl TaskQueue {
     ) -> Result<Task, ErrorBody> {
         let task = self.expect_status(id, &[TaskStatus::Running], "fail")?;
         if retry && task.attempts < task.max_attempts {
-            self.leave_agent(id);
-            let seq = self.take_seq();
-            self.requeue(id, seq, reason, RequeueCause::FailedWithRetry, now, changes)
-                .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+            self.retry_later(id, reason, RequeueCause::FailedWithRetry, now, changes)
         } else {
             self.finish(id, TaskStatus::Failed, None, reason, now, changes)
         }
     }
 
-    /// `queued` or `running` → `cancelled`.
+    /// `queued`, `running`, `scheduled` or `blocked` → `cancelled`.
     pub fn cancel(
         &mut self,
         id: TaskId,
         now: Millis,
         changes: &mut Vec<Change>,
     ) -> Result<Task, ErrorBody> {
-        self.expect_status(id, &[TaskStatus::Queued, TaskStatus::Running], "cancel")?;
+        let cancellable = [
+            TaskStatus::Queued,
+            TaskStatus::Running,
+            TaskStatus::Scheduled,
+            TaskStatus::Blocked,
+        ];
+        self.expect_status(id, &cancellable, "cancel")?;
         self.finish(id, TaskStatus::Cancelled, None, None, now, changes)
     }
 
     /// `failed` or `cancelled` → `queued`, with attempts, result and error reset: a revived
-    /// task starts over, at the back of its priority.
+    /// task starts over, at the back of its priority, now (whatever its delay or
+    /// dependencies were).
     pub fn retry(
         &mut self,
         id: TaskId,
@@ -290,24 +451,37 @@ impl TaskQueue {
         }
         let seq = self.take_seq();
         self.requeue(id, seq, None, RequeueCause::ManualRetry, now, changes)
-            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+            .ok_or_else(|| not_found(id))
     }
 
     /// Puts every task `agent` runs back in the queue at its old place, refunding the
-    /// attempt: losing an agent is not the task's fault.
+    /// attempt: an agent removed or set offline by hand is not the task's fault.
     pub fn requeue_agent(
         &mut self,
         agent: &str,
         now: Millis,
         changes: &mut Vec<Change>,
     ) -> Vec<TaskId> {
-        let ids: Vec<TaskId> = self
-            .running_by_agent
-            .remove(agent)
-            .map(|ids| ids.into_iter().collect())
-            .unwrap_or_default();
+        let ids = self.running_of(agent);
+        self.running_by_agent.remove(agent);
         for &id in &ids {
             self.refund(id, RequeueCause::AgentLost, now, changes);
+        }
+        ids
+    }
+
+    /// Takes every task from an agent that went silent, counting the attempt (the agent
+    /// may have died of the task): each is retried later or fails when out of attempts.
+    pub fn expire_agent(
+        &mut self,
+        agent: &str,
+        reason: &str,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Vec<TaskId> {
+        let ids = self.running_of(agent);
+        for &id in &ids {
+            self.expire(id, reason.to_string(), now, changes);
         }
         ids
     }
@@ -320,9 +494,39 @@ impl TaskQueue {
             task.status == TaskStatus::Running && task.agent.as_deref() == Some(agent)
         });
         if still_running {
-            self.leave_agent(id);
             self.refund(id, RequeueCause::Undelivered, now, changes);
         }
+    }
+
+    /// Makes due every scheduled task whose time has come and expires every lease that ran
+    /// out. Returns whether anything happened.
+    pub fn fire_due(&mut self, now: Millis, changes: &mut Vec<Change>) -> bool {
+        let before = changes.len();
+        while let Some(&(at, id)) = self.scheduled.first() {
+            if at > now {
+                break;
+            }
+            self.scheduled.pop_first();
+            if self
+                .get(id)
+                .is_some_and(|t| t.status == TaskStatus::Scheduled)
+            {
+                let seq = self.take_seq();
+                self.requeue(id, seq, None, RequeueCause::Due, now, changes);
+            }
+        }
+        while let Some(&(at, id)) = self.leases.first() {
+            if at > now {
+                break;
+            }
+            self.leases.pop_first();
+            let agent = self
+                .get(id)
+                .and_then(|t| t.agent.clone())
+                .unwrap_or_default();
+            self.expire(id, format!("lease expired on agent {agent}"), now, changes);
+        }
+        changes.len() > before
     }
 
     /// When the oldest finished task was last updated, if there is one.
@@ -351,10 +555,11 @@ impl TaskQueue {
 
     /// Rebuilds a queue from stored tasks (with their places in line) and the next id to
     /// hand out. Queued tasks go back into their lanes in their old order; running tasks
-    /// stay with their agents.
+    /// stay with their agents and leases; scheduled and blocked tasks wait as before.
     pub fn restore(tasks: Vec<(Task, u64)>, next_id: TaskId) -> TaskQueue {
         let mut queue = TaskQueue::new();
         queue.next_id = next_id.max(1);
+        let mut blocked = Vec::new();
         for (task, seq) in tasks {
             let id = task.id;
             queue.next_id = queue.next_id.max(id + 1);
@@ -370,8 +575,14 @@ impl TaskQueue {
                             .or_default()
                             .insert(id);
                     }
+                    let until = task.lease_until.unwrap_or(task.updated_at);
+                    queue.leases.insert((until, id));
                 }
-                _ => {
+                TaskStatus::Scheduled => {
+                    queue.scheduled.insert((task.run_at.unwrap_or(0), id));
+                }
+                TaskStatus::Blocked => blocked.push(id),
+                TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled => {
                     queue.finished.insert((task.updated_at, id));
                 }
             }
@@ -381,12 +592,26 @@ impl TaskQueue {
                 queue.make_ready(id, seq);
             }
         }
+        for id in blocked {
+            // A dependency that is gone was pruned, so it finished; had it failed, this
+            // task would have been cancelled with it.
+            let pending: Vec<TaskId> = queue
+                .get(id)
+                .map(|task| task.after.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|dep| {
+                    queue
+                        .get(*dep)
+                        .is_some_and(|d| d.status != TaskStatus::Done)
+                })
+                .collect();
+            queue.waiting_on.insert(id, pending.len());
+            for dep in pending {
+                queue.dependents.entry(dep).or_default().push(id);
+            }
+        }
         queue
-    }
-
-    /// Every task with its place in line, in id order (what a snapshot stores).
-    pub fn iter_with_seq(&self) -> impl Iterator<Item = (&Task, u64)> {
-        self.tasks.values().map(|stored| (&stored.task, stored.seq))
     }
 
     /// Tasks matching `filter`, in id order.
@@ -462,9 +687,7 @@ impl TaskQueue {
         allowed: &[TaskStatus],
         action: &str,
     ) -> Result<&Task, ErrorBody> {
-        let task = self
-            .get(id)
-            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        let task = self.get(id).ok_or_else(|| not_found(id))?;
         if !allowed.contains(&task.status) {
             let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
             return Err(ErrorBody::conflict(format!(
@@ -477,34 +700,45 @@ impl TaskQueue {
         Ok(task)
     }
 
-    /// Removes a running task from its agent's set.
-    fn leave_agent(&mut self, id: TaskId) {
-        let Some(agent) = self.get(id).and_then(|task| task.agent.clone()) else {
-            return;
-        };
-        if let Some(ids) = self.running_by_agent.get_mut(&agent) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.running_by_agent.remove(&agent);
-            }
-        }
-    }
-
+    /// The one place a status changes: keeps every index (counts, heaps, agents' sets,
+    /// leases, schedule, dependencies, finished) in line with it.
     fn set_status(&mut self, id: TaskId, status: TaskStatus, now: Millis) -> Option<&mut Task> {
         let stored = self.tasks.get_mut(&id)?;
         let old = stored.task.status;
-        if old.is_finished() {
-            self.finished.remove(&(stored.task.updated_at, id));
-        }
-        if status.is_finished() {
-            self.finished.insert((now, id));
-        }
+        let old_updated = stored.task.updated_at;
         stored.task.status = status;
         stored.task.updated_at = now;
         let queue = stored.task.queue.clone();
-        if old == TaskStatus::Queued {
+        match old {
             // Its heap entry goes stale and is dropped when it reaches the head.
-            self.queued -= 1;
+            TaskStatus::Queued => self.queued -= 1,
+            TaskStatus::Running => {
+                if let Some(until) = stored.task.lease_until.take() {
+                    self.leases.remove(&(until, id));
+                }
+                if let Some(agent) = stored.task.agent.clone()
+                    && let Some(ids) = self.running_by_agent.get_mut(&agent)
+                {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.running_by_agent.remove(&agent);
+                    }
+                }
+            }
+            TaskStatus::Scheduled => {
+                if let Some(at) = stored.task.run_at {
+                    self.scheduled.remove(&(at, id));
+                }
+            }
+            TaskStatus::Blocked => {
+                self.waiting_on.remove(&id);
+            }
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled => {
+                self.finished.remove(&(old_updated, id));
+            }
+        }
+        if status.is_finished() {
+            self.finished.insert((now, id));
         }
         self.count(&queue, old, -1);
         self.count(&queue, status, 1);
@@ -520,10 +754,9 @@ impl TaskQueue {
         now: Millis,
         changes: &mut Vec<Change>,
     ) -> Result<Task, ErrorBody> {
-        self.leave_agent(id);
         let task = self
             .set_status(id, status, now)
-            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+            .ok_or_else(|| not_found(id))?;
         if result.is_some() {
             task.result = result;
         }
@@ -538,11 +771,134 @@ impl TaskQueue {
             error: task.error.clone(),
             at: now,
         });
+        self.resolve_dependents(id, status, now, changes);
         Ok(task)
     }
 
-    /// Marks a task queued again with place `seq`; the caller has already detached it from
-    /// its agent.
+    /// After task `id` ended with `status`: its blocked dependents go on when it is done
+    /// (once nothing else blocks them), and are cancelled when it failed or was cancelled
+    /// (and so, in turn, are theirs).
+    fn resolve_dependents(
+        &mut self,
+        id: TaskId,
+        status: TaskStatus,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) {
+        let mut ended = vec![(id, status)];
+        while let Some((id, status)) = ended.pop() {
+            for dependent in self.dependents.remove(&id).unwrap_or_default() {
+                if self.get(dependent).map(|t| t.status) != Some(TaskStatus::Blocked) {
+                    continue;
+                }
+                if status == TaskStatus::Done {
+                    let left = self.waiting_on.get_mut(&dependent).map(|n| {
+                        *n = n.saturating_sub(1);
+                        *n
+                    });
+                    if left == Some(0) {
+                        self.unblock(dependent, now, changes);
+                    }
+                } else {
+                    let reason = format!("dependency {id} {status}");
+                    let task = self.set_status(dependent, TaskStatus::Cancelled, now);
+                    if let Some(task) = task {
+                        task.error = Some(reason.clone());
+                    }
+                    changes.push(Change::TaskFinished {
+                        id: dependent,
+                        status: TaskStatus::Cancelled,
+                        result: None,
+                        error: Some(reason),
+                        at: now,
+                    });
+                    ended.push((dependent, TaskStatus::Cancelled));
+                }
+            }
+        }
+    }
+
+    /// A blocked task whose dependencies are all done: scheduled if its time has not come,
+    /// else queued.
+    fn unblock(&mut self, id: TaskId, now: Millis, changes: &mut Vec<Change>) {
+        let run_at = self.get(id).and_then(|t| t.run_at).filter(|&at| at > now);
+        match run_at {
+            Some(at) => self.schedule(id, at, None, RequeueCause::DependenciesDone, now, changes),
+            None => {
+                let seq = self.take_seq();
+                self.requeue(id, seq, None, RequeueCause::DependenciesDone, now, changes);
+            }
+        }
+    }
+
+    /// A running task that did not finish (failure with attempts left, lease run out,
+    /// agent gone silent): retried after the policy's backoff, or at once without one.
+    fn retry_later(
+        &mut self,
+        id: TaskId,
+        error: Option<String>,
+        cause: RequeueCause,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        let attempts = self.get(id).ok_or_else(|| not_found(id))?.attempts;
+        let backoff = self.policy.backoff_ms(id, attempts);
+        if backoff == 0 {
+            let seq = self.take_seq();
+            return self
+                .requeue(id, seq, error, cause, now, changes)
+                .ok_or_else(|| not_found(id));
+        }
+        self.schedule(id, now.saturating_add(backoff), error, cause, now, changes);
+        self.get(id).cloned().ok_or_else(|| not_found(id))
+    }
+
+    /// Ends a running task that lost its agent or lease, counting the attempt.
+    fn expire(&mut self, id: TaskId, reason: String, now: Millis, changes: &mut Vec<Change>) {
+        let Some(task) = self.get(id) else {
+            return;
+        };
+        if task.status != TaskStatus::Running {
+            return;
+        }
+        if task.attempts < task.max_attempts {
+            let _ = self.retry_later(id, Some(reason), RequeueCause::LeaseExpired, now, changes);
+        } else {
+            let _ = self.finish(id, TaskStatus::Failed, None, Some(reason), now, changes);
+        }
+    }
+
+    /// Marks a task scheduled to become queued at `at`.
+    fn schedule(
+        &mut self,
+        id: TaskId,
+        at: Millis,
+        error: Option<String>,
+        cause: RequeueCause,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(task) = self.set_status(id, TaskStatus::Scheduled, now) else {
+            return;
+        };
+        task.agent = None;
+        task.run_at = Some(at);
+        if error.is_some() {
+            task.error = error;
+        }
+        let (attempts, error) = (task.attempts, task.error.clone());
+        self.scheduled.insert((at, id));
+        changes.push(Change::TaskScheduled {
+            id,
+            attempts,
+            run_at: at,
+            error,
+            cause,
+            at: now,
+        });
+    }
+
+    /// Marks a task queued again with place `seq`.
     fn requeue(
         &mut self,
         id: TaskId,
@@ -572,7 +928,7 @@ impl TaskQueue {
         Some(task)
     }
 
-    /// Requeues a task at its old place with its last attempt refunded.
+    /// Requeues a running task at its old place with its last attempt refunded.
     fn refund(&mut self, id: TaskId, cause: RequeueCause, now: Millis, changes: &mut Vec<Change>) {
         let Some(stored) = self.tasks.get_mut(&id) else {
             return;
@@ -716,6 +1072,10 @@ mod tests {
     #[test]
     fn fail_requeues_until_attempts_run_out() {
         let mut queue = TaskQueue::new();
+        queue.set_policy(Policy {
+            retry_backoff_ms: 0,
+            ..Policy::default()
+        });
         let mut task = NewTask::new("flaky");
         task.max_attempts = 2;
         let id = queue.add(task, 0, &mut Vec::new());
@@ -833,5 +1193,226 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn new_with(title: &str, f: impl FnOnce(&mut NewTask)) -> NewTask {
+        let mut task = NewTask::new(title);
+        f(&mut task);
+        task.validate().unwrap();
+        task
+    }
+
+    fn status(queue: &TaskQueue, id: TaskId) -> TaskStatus {
+        queue.get(id).unwrap().status
+    }
+
+    const POLICY: Policy = Policy {
+        lease_ms: 10_000,
+        retry_backoff_ms: 1_000,
+    };
+
+    #[test]
+    fn failure_with_attempts_left_is_scheduled_after_a_backoff() {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(POLICY);
+        let id = queue.add(NewTask::new("flaky"), 0, &mut Vec::new());
+        claim(&mut queue, "w", &[], 1).unwrap();
+        let failed = queue
+            .fail(id, Some("boom".into()), true, 100, &mut Vec::new())
+            .unwrap();
+        assert_eq!(failed.status, TaskStatus::Scheduled);
+        let run_at = failed.run_at.unwrap();
+        assert!((100 + 750..=100 + 1250).contains(&run_at), "{run_at}");
+        assert_eq!(queue.next_deadline(), Some(run_at));
+        // Not claimable before it is due; queued once it is.
+        assert_eq!(claim(&mut queue, "w", &[], 1), None);
+        assert!(!queue.fire_due(run_at - 1, &mut Vec::new()));
+        assert!(queue.fire_due(run_at, &mut Vec::new()));
+        assert_eq!(status(&queue, id), TaskStatus::Queued);
+        assert_eq!(claim(&mut queue, "w", &[], 1), Some(id));
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        for attempts in 1..=4u32 {
+            let base = 1_000u64 << (attempts - 1);
+            let delay = POLICY.backoff_ms(7, attempts);
+            assert!(
+                delay >= base * 3 / 4 && delay <= base * 5 / 4,
+                "{attempts}: {delay}"
+            );
+        }
+        assert!(POLICY.backoff_ms(7, 40) <= MAX_BACKOFF_MS * 5 / 4);
+        let spread: BTreeSet<u64> = (1..50).map(|id| POLICY.backoff_ms(id, 1)).collect();
+        assert!(spread.len() > 10, "no jitter: {spread:?}");
+        assert_eq!(
+            Policy {
+                retry_backoff_ms: 0,
+                ..POLICY
+            }
+            .backoff_ms(1, 3),
+            0
+        );
+    }
+
+    #[test]
+    fn expired_lease_counts_the_attempt_and_fails_when_out_of_attempts() {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(Policy {
+            retry_backoff_ms: 0,
+            ..POLICY
+        });
+        let id = queue.add(new_with("t", |t| t.max_attempts = 2), 0, &mut Vec::new());
+        let claimed = queue
+            .claim(
+                Claimant {
+                    name: "w1",
+                    capabilities: &[],
+                    max_tasks: 1,
+                },
+                &[],
+                0,
+                &mut Vec::new(),
+            )
+            .unwrap();
+        assert_eq!(claimed.lease_until, Some(10_000));
+        // A sign of life renews the lease.
+        queue.extend_leases("w1", 5_000, &mut Vec::new());
+        assert_eq!(queue.next_deadline(), Some(15_000));
+        assert!(!queue.fire_due(14_999, &mut Vec::new()));
+        assert!(queue.fire_due(15_000, &mut Vec::new()));
+        let task = queue.get(id).unwrap();
+        assert_eq!((task.status, task.attempts), (TaskStatus::Queued, 1));
+        assert_eq!(task.error.as_deref(), Some("lease expired on agent w1"));
+        assert_eq!(queue.running_count("w1"), 0);
+        claim(&mut queue, "w2", &[], 1).unwrap();
+        queue.fire_due(40_000, &mut Vec::new());
+        let task = queue.get(id).unwrap();
+        assert_eq!((task.status, task.attempts), (TaskStatus::Failed, 2));
+        assert_eq!(task.error.as_deref(), Some("lease expired on agent w2"));
+    }
+
+    #[test]
+    fn per_task_lease_overrides_the_policy() {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(POLICY);
+        queue.add(
+            new_with("short", |t| t.lease_ms = Some(50)),
+            0,
+            &mut Vec::new(),
+        );
+        let task = queue
+            .claim(
+                Claimant {
+                    name: "w",
+                    capabilities: &[],
+                    max_tasks: 1,
+                },
+                &[],
+                100,
+                &mut Vec::new(),
+            )
+            .unwrap();
+        assert_eq!(task.lease_until, Some(150));
+    }
+
+    #[test]
+    fn delayed_task_is_scheduled_until_due() {
+        let mut queue = TaskQueue::new();
+        let id = queue.add(
+            new_with("later", |t| t.run_at = Some(5_000)),
+            1_000,
+            &mut Vec::new(),
+        );
+        assert_eq!(status(&queue, id), TaskStatus::Scheduled);
+        assert_eq!(claim(&mut queue, "w", &[], 1), None);
+        queue.fire_due(5_000, &mut Vec::new());
+        assert_eq!(claim(&mut queue, "w", &[], 1), Some(id));
+        // A time already past means queued right away.
+        let now = queue.add(
+            new_with("past", |t| t.run_at = Some(10)),
+            6_000,
+            &mut Vec::new(),
+        );
+        assert_eq!(status(&queue, now), TaskStatus::Queued);
+    }
+
+    #[test]
+    fn a_chain_of_three_runs_in_order() {
+        let mut queue = TaskQueue::new();
+        let a = queue.add(NewTask::new("a"), 0, &mut Vec::new());
+        let b = queue.add(new_with("b", |t| t.after = vec![a]), 0, &mut Vec::new());
+        let c = queue.add(new_with("c", |t| t.after = vec![a, b]), 0, &mut Vec::new());
+        assert_eq!(
+            (status(&queue, b), status(&queue, c)),
+            (TaskStatus::Blocked, TaskStatus::Blocked)
+        );
+        assert_eq!(claim(&mut queue, "w", &[], 5), Some(a));
+        assert_eq!(claim(&mut queue, "w", &[], 5), None);
+        queue.complete(a, None, 1, &mut Vec::new()).unwrap();
+        assert_eq!(status(&queue, b), TaskStatus::Queued);
+        assert_eq!(status(&queue, c), TaskStatus::Blocked);
+        assert_eq!(claim(&mut queue, "w", &[], 5), Some(b));
+        queue.complete(b, None, 2, &mut Vec::new()).unwrap();
+        assert_eq!(claim(&mut queue, "w", &[], 5), Some(c));
+    }
+
+    #[test]
+    fn a_failed_dependency_cancels_its_dependents_transitively() {
+        let mut queue = TaskQueue::new();
+        let a = queue.add(new_with("a", |t| t.max_attempts = 1), 0, &mut Vec::new());
+        let b = queue.add(new_with("b", |t| t.after = vec![a]), 0, &mut Vec::new());
+        let c = queue.add(new_with("c", |t| t.after = vec![b]), 0, &mut Vec::new());
+        claim(&mut queue, "w", &[], 5).unwrap();
+        let mut changes = Vec::new();
+        queue.fail(a, None, true, 1, &mut changes).unwrap();
+        for (id, reason) in [
+            (b, format!("dependency {a} failed")),
+            (c, format!("dependency {b} cancelled")),
+        ] {
+            let task = queue.get(id).unwrap();
+            assert_eq!(task.status, TaskStatus::Cancelled);
+            assert_eq!(task.error.as_deref(), Some(reason.as_str()));
+        }
+        let finished = changes
+            .iter()
+            .filter(|c| matches!(c, Change::TaskFinished { .. }))
+            .count();
+        assert_eq!(finished, 3);
+        // A dependent added after the failure is cancelled at once.
+        let d = queue.add(new_with("d", |t| t.after = vec![a]), 2, &mut Vec::new());
+        assert_eq!(status(&queue, d), TaskStatus::Cancelled);
+        assert!(
+            queue
+                .check_new(&new_with("e", |t| t.after = vec![999]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn restore_rebuilds_schedules_leases_and_dependencies() {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(POLICY);
+        let a = queue.add(NewTask::new("a"), 0, &mut Vec::new());
+        let b = queue.add(new_with("b", |t| t.after = vec![a]), 0, &mut Vec::new());
+        let later = queue.add(
+            new_with("later", |t| t.run_at = Some(99_000)),
+            0,
+            &mut Vec::new(),
+        );
+        claim(&mut queue, "w", &[], 5).unwrap();
+        let stored: Vec<(Task, u64)> = queue
+            .tasks
+            .values()
+            .map(|s| (s.task.clone(), s.seq))
+            .collect();
+        let mut restored = TaskQueue::restore(stored, queue.next_id());
+        restored.set_policy(POLICY);
+        assert_eq!(restored.next_deadline(), Some(10_001)); // claimed at 1
+        assert_eq!(restored.running_count("w"), 1);
+        restored.complete(a, None, 1, &mut Vec::new()).unwrap();
+        assert_eq!(status(&restored, b), TaskStatus::Queued);
+        restored.fire_due(99_000, &mut Vec::new());
+        assert_eq!(status(&restored, later), TaskStatus::Queued);
     }
 }

@@ -196,7 +196,37 @@ impl Registry {
             name: name.to_string(),
             at: now,
         });
+        // A sign of life brings an agent that went offline back (a paused one stays paused).
+        if record.availability == Availability::Offline {
+            record.availability = Availability::Active;
+            changes.push(Change::AgentAvailability {
+                name: name.to_string(),
+                availability: Availability::Active,
+                at: now,
+            });
+        }
         Ok(record)
+    }
+
+    /// The earliest time an agent that is not offline goes silent for longer than `ttl`.
+    /// Heartbeats before `not_before` count as at `not_before` (the daemon's start: agents
+    /// could not reach a daemon that was down).
+    pub fn next_silence(&self, ttl_ms: u64, not_before: Millis) -> Option<Millis> {
+        self.agents
+            .values()
+            .filter(|agent| agent.availability != Availability::Offline)
+            .map(|agent| agent.last_heartbeat.max(not_before).saturating_add(ttl_ms))
+            .min()
+    }
+
+    /// Agents silent for longer than `ttl` at `now` (see `next_silence`).
+    pub fn silent(&self, ttl_ms: u64, not_before: Millis, now: Millis) -> Vec<String> {
+        self.agents
+            .values()
+            .filter(|agent| agent.availability != Availability::Offline)
+            .filter(|agent| agent.last_heartbeat.max(not_before).saturating_add(ttl_ms) <= now)
+            .map(|agent| agent.name.clone())
+            .collect()
     }
 
     pub fn remove(

@@ -12,15 +12,16 @@
 //! mutation validates before it changes anything, so the data behind it is consistent, and
 //! one panicking request must not take every later request down with it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::change::Change;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
-use super::queue::TaskQueue;
+use super::queue::{Policy, TaskQueue};
 use super::registry::{Availability, Registry};
 use super::shutdown::{Phase, Shutdown};
 use super::store::{Ack, Recovery, Snapshot, Store, StoreError, Ticket};
@@ -77,8 +78,22 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Finished tasks are deleted this long after they finished.
     pub retain: Duration,
+    /// An agent silent for longer than this goes offline.
+    heartbeat_ttl_ms: u64,
+    /// Wakes the lifecycle timer when a deadline earlier than `armed` appears.
+    pub timer: Notify,
+    /// The deadline the lifecycle timer sleeps toward (`u64::MAX`: none).
+    armed: AtomicU64,
     started: Instant,
+    started_at: Millis,
     socket: String,
+}
+
+/// The daemon's timing settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifecycle {
+    pub policy: Policy,
+    pub heartbeat_ttl: Duration,
 }
 
 /// The result of a claim request.
@@ -162,12 +177,14 @@ impl AppState {
     /// The state as loaded from the store.
     pub fn new(
         socket: String,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         store: Store,
         retain: Duration,
+        lifecycle: Lifecycle,
     ) -> Arc<AppState> {
         let metrics = Metrics::default();
         metrics.add_counters(&snapshot.counters);
+        snapshot.tasks.set_policy(lifecycle.policy);
         Arc::new(AppState {
             registry: RwLock::new(snapshot.registry),
             queue: Mutex::new(QueueState {
@@ -179,7 +196,11 @@ impl AppState {
             metrics,
             shutdown: Shutdown::default(),
             retain,
+            heartbeat_ttl_ms: lifecycle.heartbeat_ttl.as_millis() as u64,
+            timer: Notify::new(),
+            armed: AtomicU64::new(u64::MAX),
             started: Instant::now(),
+            started_at: now_millis(),
             socket,
         })
     }
@@ -228,6 +249,19 @@ impl AppState {
     ) -> (T, Pending) {
         let mut acks = Vec::new();
         queue.settle(registry, now, &mut acks, &mut changes);
+        let earlier_task_deadline = queue
+            .tasks
+            .next_deadline()
+            .is_some_and(|deadline| deadline < self.armed.load(Ordering::SeqCst));
+        let new_agent_deadline = changes.iter().any(|change| {
+            matches!(
+                change,
+                Change::AgentRegistered { .. } | Change::AgentAvailability { .. }
+            )
+        });
+        if earlier_task_deadline || new_agent_deadline {
+            self.timer.notify_one();
+        }
         let ticket = self.store.submit(changes, acks);
         (value, Pending { ticket })
     }
@@ -310,6 +344,14 @@ impl AppState {
             })?;
         }
         let applied = self.change_queue(|_, queue, now, changes| {
+            for (i, task) in tasks.iter().enumerate() {
+                queue.tasks.check_new(task).map_err(|mut e| {
+                    if !single {
+                        e.message = format!("task {} of the batch: {}", i + 1, e.message);
+                    }
+                    e
+                })?;
+            }
             Ok(tasks
                 .into_iter()
                 .map(|task| queue.tasks.add(task, now, changes))
@@ -336,6 +378,7 @@ impl AppState {
             }
             // A claim is a sign of life.
             let record = registry.heartbeat(&agent, now, changes)?;
+            queue.tasks.extend_leases(&agent, now, changes);
             let claimed = record
                 .claimant()
                 .and_then(|who| queue.tasks.claim(who, &queues, now, changes));
@@ -406,8 +449,9 @@ impl AppState {
         if let Some(result) = &result {
             limits::check_text("the result", result).map_err(ErrorBody::invalid)?;
         }
-        let applied = self.change_queue(|_, queue, now, changes| {
+        let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
+            sign_of_life(registry, queue, id, now, changes);
             queue.tasks.complete(id, result, now, changes)
         });
         self.commit(applied).await
@@ -423,8 +467,9 @@ impl AppState {
         if let Some(reason) = &reason {
             limits::check_text("the reason", reason).map_err(ErrorBody::invalid)?;
         }
-        let applied = self.change_queue(|_, queue, now, changes| {
+        let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
+            sign_of_life(registry, queue, id, now, changes);
             queue.tasks.fail(id, reason, retry, now, changes)
         });
         self.commit(applied).await
@@ -514,6 +559,42 @@ impl AppState {
         }
     }
 
+    /// When the lifecycle timer must wake next: a scheduled task, a lease, or an agent
+    /// going silent. Records it as the deadline the timer is armed for.
+    pub fn arm_timer(&self) -> Option<Millis> {
+        let registry = self.registry_read();
+        let queue = self.queue_lock();
+        let silence = registry.next_silence(self.heartbeat_ttl_ms, self.started_at);
+        let next = queue.tasks.next_deadline().into_iter().chain(silence).min();
+        self.armed.store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
+        next
+    }
+
+    /// Applies every time-driven transition that is due: scheduled tasks become queued,
+    /// expired leases give their tasks back, silent agents go offline and lose theirs.
+    pub async fn fire_due(&self) -> Result<(), ErrorBody> {
+        let ttl = self.heartbeat_ttl_ms;
+        let not_before = self.started_at;
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            for agent in registry.silent(ttl, not_before, now) {
+                if registry
+                    .set_availability(&agent, Availability::Offline, now, changes)
+                    .is_ok()
+                {
+                    let reason = format!(
+                        "agent {agent} went silent (no heartbeat for {}s)",
+                        ttl / 1000
+                    );
+                    let lost = queue.tasks.expire_agent(&agent, &reason, now, changes);
+                    tracing::warn!(agent, tasks = lost.len(), "agent went silent; now offline");
+                }
+            }
+            queue.tasks.fire_due(now, changes);
+            Ok(())
+        });
+        self.commit(applied).await
+    }
+
     /// Deletes finished tasks that finished more than `older_than` ago; returns how many.
     pub async fn prune(&self, older_than: Duration) -> Result<usize, ErrorBody> {
         let applied = self.change_queue(|_, queue, now, changes| {
@@ -580,7 +661,9 @@ impl AppState {
     pub async fn heartbeat(&self, name: String) -> Result<Agent, ErrorBody> {
         let applied = self.change_registry(|registry, queue, now, changes| {
             let record = registry.heartbeat(&name, now, changes)?;
-            Ok(record.view(queue.tasks.running_count(&name)))
+            let view = record.view(queue.tasks.running_count(&name));
+            queue.tasks.extend_leases(&name, now, changes);
+            Ok(view)
         });
         self.commit(applied).await
     }
@@ -639,6 +722,27 @@ impl AppState {
     }
 }
 
+/// A finishing request is a sign of life from the task's agent: it counts as a heartbeat
+/// and renews the leases of the agent's other tasks.
+fn sign_of_life(
+    registry: &mut Registry,
+    queue: &mut QueueState,
+    id: TaskId,
+    now: Millis,
+    changes: &mut Vec<Change>,
+) {
+    let running_agent = queue
+        .tasks
+        .get(id)
+        .filter(|task| task.status == crate::protocol::TaskStatus::Running)
+        .and_then(|task| task.agent.clone());
+    if let Some(agent) = running_agent
+        && registry.heartbeat(&agent, now, changes).is_ok()
+    {
+        queue.tasks.extend_leases(&agent, now, changes);
+    }
+}
+
 impl Recovery for AppState {
     fn committed(&self, deltas: &TaskCounters) {
         self.metrics.add_counters(deltas);
@@ -668,6 +772,7 @@ impl Recovery for AppState {
         let mut queue = self.queue_lock();
         // Ids some client may have seen are never handed out again.
         snapshot.tasks.raise_next_id(queue.tasks.next_id());
+        snapshot.tasks.set_policy(queue.tasks.policy());
         *registry = snapshot.registry;
         queue.tasks = snapshot.tasks;
         // Waiters look again, at the restored state.

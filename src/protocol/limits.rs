@@ -13,6 +13,8 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_CAPABILITIES: usize = 64;
 /// Bounds of `--max-attempts`.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// Most `--after` dependencies of one task.
+pub const MAX_DEPENDENCIES: usize = 1000;
 /// Bounds of `--max-tasks`.
 pub const MAX_TASKS_LIMIT: u32 = 100_000;
 
@@ -71,6 +73,14 @@ impl NewTask {
         check_text("the payload", &self.payload)?;
         check_name("queue", &self.queue)?;
         normalize_capabilities(&mut self.requires)?;
+        self.after.sort_unstable();
+        self.after.dedup();
+        if self.after.len() > MAX_DEPENDENCIES {
+            return Err(format!("more than {MAX_DEPENDENCIES} dependencies"));
+        }
+        if self.lease_ms == Some(0) {
+            return Err("the lease must be longer than zero".into());
+        }
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
             return Err(format!(
                 "max attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, not {}",

@@ -22,7 +22,8 @@ pub fn now_millis() -> Millis {
 }
 
 /// Where a task is in its life. `Done`, `Failed` and `Cancelled` are final until a
-/// `retry` brings a failed or cancelled task back.
+/// `retry` brings a failed or cancelled task back. `Scheduled` waits for a time (a delay or
+/// a retry backoff), `Blocked` for its dependencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskStatus {
     Queued,
@@ -30,15 +31,19 @@ pub enum TaskStatus {
     Done,
     Failed,
     Cancelled,
+    Scheduled,
+    Blocked,
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 5] = [
+    pub const ALL: [TaskStatus; 7] = [
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Done,
         TaskStatus::Failed,
         TaskStatus::Cancelled,
+        TaskStatus::Scheduled,
+        TaskStatus::Blocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +53,8 @@ impl TaskStatus {
             TaskStatus::Done => "done",
             TaskStatus::Failed => "failed",
             TaskStatus::Cancelled => "cancelled",
+            TaskStatus::Scheduled => "scheduled",
+            TaskStatus::Blocked => "blocked",
         }
     }
 
@@ -78,7 +85,10 @@ impl FromStr for TaskStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown task status '{s}' (expected queued, running, done, failed or cancelled)")
+                format!(
+                    "unknown task status '{s}' (expected queued, running, done, failed, \
+                     cancelled, scheduled or blocked)"
+                )
             })
     }
 }
@@ -105,6 +115,14 @@ pub struct Task {
     pub updated_at: Millis,
     pub result: Option<String>,
     pub error: Option<String>,
+    /// When a scheduled task becomes queued (a delay, or a retry's backoff).
+    pub run_at: Option<Millis>,
+    /// When a running task's lease runs out, unless its agent shows signs of life.
+    pub lease_until: Option<Millis>,
+    /// The task's own lease length, if it overrides the daemon's.
+    pub lease_ms: Option<u64>,
+    /// Tasks that must be done before this one runs.
+    pub after: Vec<TaskId>,
 }
 
 /// What a client sends to create a task. Defaults match the CLI's.
@@ -116,6 +134,12 @@ pub struct NewTask {
     pub queue: String,
     pub requires: Vec<String>,
     pub max_attempts: u32,
+    /// Not claimable before this time.
+    pub run_at: Option<Millis>,
+    /// Lease length for this task instead of the daemon's default.
+    pub lease_ms: Option<u64>,
+    /// Tasks that must be done first.
+    pub after: Vec<TaskId>,
 }
 
 /// The queue a task goes to when none is named.
@@ -132,6 +156,9 @@ impl NewTask {
             queue: DEFAULT_QUEUE.to_string(),
             requires: Vec::new(),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            run_at: None,
+            lease_ms: None,
+            after: Vec::new(),
         }
     }
 }

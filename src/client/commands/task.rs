@@ -9,6 +9,7 @@ use crate::client::cli::{AddArgs, ClaimArgs, ListArgs, TaskCommand};
 use crate::client::exit::{CliError, EMPTY, FAILURE, OK};
 use crate::client::{Session, output, unexpected};
 use crate::protocol::limits::MAX_BATCH;
+use crate::protocol::types::now_millis;
 use crate::protocol::{NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus};
 
 /// Most tasks per request when adding from stdin.
@@ -41,9 +42,14 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
                 retry: !no_retry,
                 agent,
             })?)?;
-            let message = if task.status == TaskStatus::Queued {
+            let message = if matches!(task.status, TaskStatus::Queued | TaskStatus::Scheduled) {
+                let when = task
+                    .run_at
+                    .filter(|_| task.status == TaskStatus::Scheduled)
+                    .map(|at| format!(", retried at {}", output::rfc3339(at)))
+                    .unwrap_or_default();
                 format!(
-                    "task {id} failed; queued again ({} of {} attempts used)",
+                    "task {id} failed; {} of {} attempts used{when}",
                     task.attempts, task.max_attempts
                 )
             } else {
@@ -96,6 +102,14 @@ fn report(session: &Session, task: &Task, message: &str) -> Result<i32, CliError
 }
 
 fn new_task(args: &AddArgs, title: String) -> NewTask {
+    let run_at = match (args.delay, args.at) {
+        (Some(delay), _) => Some(now_millis().saturating_add(delay.as_millis() as u64)),
+        (None, Some(at)) => Some(
+            at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        ),
+        (None, None) => None,
+    };
     NewTask {
         title,
         payload: args.payload.clone().unwrap_or_default(),
@@ -103,6 +117,9 @@ fn new_task(args: &AddArgs, title: String) -> NewTask {
         queue: args.queue.clone(),
         requires: args.requires.clone(),
         max_attempts: args.max_attempts,
+        run_at,
+        lease_ms: args.lease.map(|lease| lease.as_millis() as u64),
+        after: args.after.clone(),
     }
 }
 
@@ -138,6 +155,7 @@ struct JsonTask {
     queue: Option<String>,
     requires: Option<Vec<String>>,
     max_attempts: Option<u32>,
+    after: Option<Vec<u64>>,
 }
 
 /// Parses one input line into a validated task.
@@ -160,6 +178,9 @@ fn parse_line(args: &AddArgs, line: &str) -> Result<NewTask, String> {
         }
         if let Some(max_attempts) = fields.max_attempts {
             task.max_attempts = max_attempts;
+        }
+        if let Some(after) = fields.after {
+            task.after = after;
         }
         task
     } else {

@@ -49,6 +49,40 @@ const MIGRATIONS: &[&str] = &[
         last_heartbeat INTEGER NOT NULL
     );
     ",
+    // 2: the lifecycle — scheduled and blocked tasks, leases, dependencies. SQLite cannot
+    // change a CHECK constraint in place, so the table is rebuilt.
+    "
+    CREATE TABLE tasks_v2 (
+        id           INTEGER PRIMARY KEY,
+        title        TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        queue        TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        status       TEXT    NOT NULL
+                     CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled',
+                                       'scheduled', 'blocked')),
+        requires     TEXT    NOT NULL,
+        agent        TEXT,
+        attempts     INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        result       TEXT,
+        error        TEXT,
+        seq          INTEGER NOT NULL,
+        run_at       INTEGER,           -- when a scheduled task becomes queued
+        lease_until  INTEGER,           -- when a running task's lease runs out
+        lease_ms     INTEGER,           -- the task's own lease length, if any
+        after        TEXT NOT NULL DEFAULT '[]'  -- JSON array of dependency ids
+    );
+    INSERT INTO tasks_v2 (id, title, payload, queue, priority, status, requires, agent,
+        attempts, max_attempts, created_at, updated_at, result, error, seq)
+    SELECT id, title, payload, queue, priority, status, requires, agent,
+        attempts, max_attempts, created_at, updated_at, result, error, seq
+    FROM tasks;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_v2 RENAME TO tasks;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,10 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unreadable(what.to_string())
 }
 
+fn optional_time(value: Option<i64>, what: &str) -> Result<Option<u64>, StoreError> {
+    value.map(|v| non_negative(v, what)).transpose()
+}
+
 /// Ids, places in line and times are never negative; a negative one means a damaged file.
 fn non_negative(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt(format!("{what} is negative ({value})")))
@@ -45,7 +49,8 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
 
     let mut statement = conn.prepare(
         "SELECT id, title, payload, queue, priority, status, requires, agent, attempts,
-                max_attempts, created_at, updated_at, result, error, seq
+                max_attempts, created_at, updated_at, result, error, seq,
+                run_at, lease_until, lease_ms, after
          FROM tasks ORDER BY id",
     )?;
     let mut rows = statement.query([])?;
@@ -74,6 +79,14 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             updated_at: non_negative(row.get(11)?, "updated_at")?,
             result: row.get(12)?,
             error: row.get(13)?,
+            run_at: optional_time(row.get(15)?, "run_at")?,
+            lease_until: optional_time(row.get(16)?, "lease_until")?,
+            lease_ms: optional_time(row.get(17)?, "lease_ms")?,
+            after: {
+                let after: String = row.get(18)?;
+                serde_json::from_str(&after)
+                    .map_err(|e| corrupt(format!("task {id} after: {e}")))?
+            },
         };
         let seq = non_negative(row.get(14)?, "seq")?;
         tasks.push((task, seq));

@@ -293,8 +293,10 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
         Change::TaskAdded { task, seq } => {
             tx.prepare_cached(
                 "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
-                    attempts, max_attempts, created_at, updated_at, result, error, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    attempts, max_attempts, created_at, updated_at, result, error, seq,
+                    run_at, lease_until, lease_ms, after)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                    ?16, ?17, ?18, ?19)",
             )?
             .execute(params![
                 task.id as i64,
@@ -312,19 +314,56 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
                 task.result,
                 task.error,
                 *seq as i64,
+                task.run_at.map(|v| v as i64),
+                task.lease_until.map(|v| v as i64),
+                task.lease_ms.map(|v| v as i64),
+                serde_json::to_string(&task.after).unwrap_or_else(|_| "[]".into()),
             ])?;
         }
         Change::TaskClaimed {
             id,
             agent,
             attempts,
+            lease_until,
             at,
         } => {
             tx.prepare_cached(
-                "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4
+                "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4,
+                    lease_until = ?5
                  WHERE id = ?1",
             )?
-            .execute(params![*id as i64, agent, attempts, *at as i64])?;
+            .execute(params![
+                *id as i64,
+                agent,
+                attempts,
+                *at as i64,
+                *lease_until as i64
+            ])?;
+        }
+        Change::LeaseExtended { id, lease_until } => {
+            tx.prepare_cached("UPDATE tasks SET lease_until = ?2 WHERE id = ?1")?
+                .execute(params![*id as i64, *lease_until as i64])?;
+        }
+        Change::TaskScheduled {
+            id,
+            attempts,
+            run_at,
+            error,
+            at,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE tasks SET status = 'scheduled', agent = NULL, lease_until = NULL,
+                    attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                *id as i64,
+                attempts,
+                *run_at as i64,
+                error,
+                *at as i64
+            ])?;
         }
         Change::TaskFinished {
             id,
@@ -334,7 +373,8 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
             at,
         } => {
             tx.prepare_cached(
-                "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5
+                "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5,
+                    lease_until = NULL
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -355,7 +395,7 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
         } => {
             tx.prepare_cached(
                 "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
-                    seq = ?3, error = ?4, updated_at = ?5
+                    seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL
                  WHERE id = ?1",
             )?
             .execute(params![
