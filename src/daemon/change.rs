@@ -14,7 +14,7 @@ use super::registry::Availability;
 pub enum Change {
     /// A new task; `seq` is its place in line within its priority.
     TaskAdded {
-        task: Task,
+        task: Box<Task>,
         seq: u64,
     },
     TaskClaimed {

@@ -261,7 +261,7 @@ impl TaskQueue {
         self.count(&task.queue, task.status, 1);
         let seq = self.take_seq();
         changes.push(Change::TaskAdded {
-            task: task.clone(),
+            task: Box::new(task.clone()),
             seq,
         });
         let run_at = task.run_at.unwrap_or(now);
