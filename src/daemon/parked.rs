@@ -99,6 +99,13 @@ impl ParkedClaims {
         self.waiting = still_waiting;
     }
 
+    /// Whether `agent` has a claim waiting (its connection is open: it is alive).
+    pub fn has_agent(&self, agent: &str) -> bool {
+        self.waiting
+            .iter()
+            .any(|parked| parked.agent == agent && !parked.reply.is_closed())
+    }
+
     /// Drops the parked claims of an agent that no longer exists.
     pub fn forget_agent(&mut self, agent: &str) {
         self.waiting.retain(|parked| parked.agent != agent);

@@ -577,6 +577,11 @@ impl AppState {
         let not_before = self.started_at;
         let applied = self.change_registry(|registry, queue, now, changes| {
             for agent in registry.silent(ttl, not_before, now) {
+                // An agent waiting in a parked claim is connected, hence alive.
+                if queue.parked.has_agent(&agent) {
+                    let _ = registry.heartbeat(&agent, now, changes);
+                    continue;
+                }
                 if registry
                     .set_availability(&agent, Availability::Offline, now, changes)
                     .is_ok()

@@ -1,0 +1,294 @@
+//! Leases, silent agents, retries, delays and dependencies, end to end with short durations.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestDaemon;
+
+fn task(d: &TestDaemon, id: u64) -> serde_json::Value {
+    d.run(&["task", "show", &id.to_string(), "--json"]).json()
+}
+
+/// Waits (bounded) until task `id` reaches `status`; the daemon's timer does the work.
+fn wait_status(d: &TestDaemon, id: u64, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = task(d, id);
+        if now["status"] == status {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} never became {status}: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A worker process that claims a task and then hangs, as a stuck or crashing worker would.
+fn stuck_worker(d: &TestDaemon, agent: &str) -> std::process::Child {
+    let script = format!(
+        "{} task claim --agent {agent} -q && exec sleep 60",
+        common::BIN
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .env("VAPORA_SOCKET", &d.socket)
+        .env("VAPORA_NO_AUTOSTART", "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+}
+
+#[test]
+fn a_killed_workers_task_comes_back_when_its_lease_runs_out() {
+    let d = TestDaemon::start_with(&["--lease", "700ms", "--retry-backoff", "0s"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    d.run(&["agent", "register", "w2"]).ok();
+    let id = d.add(&["fragile"]);
+    let mut worker = stuck_worker(&d, "w1");
+    let running = wait_status(&d, id, "running");
+    assert_eq!(running["agent"], "w1");
+    assert!(running["lease_until"].is_string());
+    worker.kill().unwrap(); // SIGKILL
+    worker.wait().unwrap();
+    // w2 waits for work; the expired lease hands the task to it.
+    let claimed = d
+        .run(&["task", "claim", "--agent", "w2", "--wait", "10s", "--json"])
+        .json();
+    assert_eq!(claimed["id"], id);
+    assert_eq!(claimed["attempts"], 2);
+    assert_eq!(claimed["error"], "lease expired on agent w1");
+    d.run(&["task", "done", &id.to_string(), "--agent", "w2"])
+        .ok();
+    assert_eq!(task(&d, id)["status"], "done");
+}
+
+#[test]
+fn heartbeats_keep_a_lease_alive() {
+    let d = TestDaemon::start_with(&["--lease", "600ms"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let id = d.add(&["long job"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        d.run(&["agent", "heartbeat", "w1"]).ok();
+        assert_eq!(
+            task(&d, id)["status"],
+            "running",
+            "the lease expired despite heartbeats"
+        );
+        std::thread::sleep(Duration::from_millis(150)); // the worker's heartbeat interval
+    }
+    wait_status(&d, id, "scheduled"); // no more heartbeats: it expires, retried after a backoff
+}
+
+#[test]
+fn running_out_of_attempts_fails_with_the_reason() {
+    let d = TestDaemon::start_with(&["--lease", "300ms", "--retry-backoff", "0s"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let id = d.add(&["doomed", "--max-attempts", "2"]);
+    for _ in 0..2 {
+        let claimed = d.run(&["task", "claim", "--agent", "w1", "--wait", "10s", "-q"]);
+        assert_eq!(claimed.ok(), id.to_string());
+        // w1 never reports back.
+    }
+    let failed = wait_status(&d, id, "failed");
+    assert_eq!(failed["attempts"], 2);
+    assert_eq!(failed["error"], "lease expired on agent w1");
+    let dead_letters = d.run(&["task", "list", "--status", "failed", "-q"]);
+    assert_eq!(dead_letters.ok(), id.to_string());
+    assert_eq!(
+        d.run(&["task", "retry", &id.to_string(), "--json"]).json()["status"],
+        "queued"
+    );
+}
+
+#[test]
+fn a_silent_agent_goes_offline_and_its_tasks_go_to_others() {
+    let d = TestDaemon::start_with(&["--heartbeat-ttl", "800ms", "--retry-backoff", "0s"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let id = d.add(&["t"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    d.run(&["agent", "register", "w2"]).ok();
+    let claimed = d
+        .run(&["task", "claim", "--agent", "w2", "--wait", "10s", "--json"])
+        .json();
+    assert_eq!(claimed["id"], id);
+    assert!(
+        claimed["error"]
+            .as_str()
+            .unwrap()
+            .contains("w1 went silent"),
+        "{claimed}"
+    );
+    assert_eq!(
+        d.run(&["agent", "show", "w1", "--json"]).json()["status"],
+        "offline"
+    );
+    // A sign of life brings it back.
+    d.run(&["agent", "heartbeat", "w1"]).ok();
+    assert_eq!(
+        d.run(&["agent", "show", "w1", "--json"]).json()["status"],
+        "idle"
+    );
+}
+
+#[test]
+fn failures_are_retried_after_a_backoff() {
+    let d = TestDaemon::start_with(&["--retry-backoff", "400ms"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let id = d.add(&["flaky"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    let failed = d
+        .run(&[
+            "task",
+            "fail",
+            &id.to_string(),
+            "--reason",
+            "try again",
+            "--json",
+        ])
+        .json();
+    assert_eq!(failed["status"], "scheduled");
+    assert!(failed["run_at"].is_string());
+    assert_eq!(
+        d.run(&["task", "list", "--status", "scheduled", "-q"]).ok(),
+        id.to_string()
+    );
+    // Not claimable right away; handed over once the backoff has passed.
+    assert_eq!(d.run(&["task", "claim", "--agent", "w1"]).code, 5);
+    let claimed = d
+        .run(&["task", "claim", "--agent", "w1", "--wait", "10s", "--json"])
+        .json();
+    assert_eq!(
+        (claimed["id"].as_u64(), claimed["attempts"].as_u64()),
+        (Some(id), Some(2))
+    );
+}
+
+#[test]
+fn delayed_tasks_wait_for_their_time() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
+    let later = d.add(&["later", "--delay", "700ms"]);
+    let at = d.add(&["at a time", "--at", "2099-01-01T00:00:00Z"]);
+    assert_eq!(task(&d, later)["status"], "scheduled");
+    assert_eq!(task(&d, at)["run_at"], "2099-01-01T00:00:00.000Z");
+    assert_eq!(d.run(&["task", "claim", "--agent", "w1"]).code, 5);
+    let started = Instant::now();
+    let claimed = d.run(&["task", "claim", "--agent", "w1", "--wait", "10s", "-q"]);
+    assert_eq!(claimed.ok(), later.to_string());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "claimed too early"
+    );
+    assert_eq!(task(&d, at)["status"], "scheduled");
+    let bad = d.run(&["task", "add", "x", "--at", "tomorrow"]);
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn dependency_chains_run_in_order_and_failures_cancel_dependents() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1", "--max-tasks", "10"])
+        .ok();
+    let a = d.add(&["a"]);
+    let b = d.add(&["b", "--after", &a.to_string()]);
+    let c = d.add(&["c", "--after", &b.to_string(), "--after", &a.to_string()]);
+    assert_eq!(
+        d.run(&["task", "list", "--status", "blocked", "-q"]).ok(),
+        format!("{b}\n{c}")
+    );
+    assert_eq!(task(&d, c)["after"], serde_json::json!([a, b]));
+    for expected in [a, b, c] {
+        let id = d
+            .run(&["task", "claim", "--agent", "w1", "-q"])
+            .ok()
+            .to_string();
+        assert_eq!(id, expected.to_string());
+        assert_eq!(
+            d.run(&["task", "claim", "--agent", "w1"]).code,
+            5,
+            "ran ahead of a dependency"
+        );
+        d.run(&["task", "done", &id]).ok();
+    }
+
+    let parent = d.add(&["parent", "--max-attempts", "1"]);
+    let child = d.add(&["child", "--after", &parent.to_string()]);
+    let grandchild = d.add(&["grandchild", "--after", &child.to_string()]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    d.run(&["task", "fail", &parent.to_string()]).ok();
+    assert_eq!(task(&d, child)["status"], "cancelled");
+    assert_eq!(
+        task(&d, child)["error"],
+        format!("dependency {parent} failed")
+    );
+    assert_eq!(
+        task(&d, grandchild)["error"],
+        format!("dependency {child} cancelled")
+    );
+    assert_eq!(d.run(&["task", "wait", &grandchild.to_string()]).code, 1);
+
+    let unknown = d.run(&["task", "add", "orphan", "--after", "9999"]);
+    assert_eq!(unknown.code, 4, "{unknown:?}");
+}
+
+#[test]
+fn leases_schedules_and_dependencies_survive_a_restart() {
+    let mut d = TestDaemon::start_with(&["--lease", "500ms", "--retry-backoff", "0s"]);
+    d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
+    let leased = d.add(&["leased"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    let delayed = d.add(&["delayed", "--delay", "1500ms"]);
+    let parent = d.add(&["parent"]);
+    let child = d.add(&["child", "--after", &parent.to_string()]);
+    d.kill9();
+    // The lease runs out while the daemon is down.
+    std::thread::sleep(Duration::from_millis(700)); // lets the lease pass; nothing to signal
+    d.restart(&["--lease", "500ms", "--retry-backoff", "0s"]);
+    let back = wait_status(&d, leased, "queued");
+    assert_eq!(back["error"], "lease expired on agent w1");
+    assert_eq!(task(&d, delayed)["status"], "scheduled");
+    assert_eq!(task(&d, child)["status"], "blocked");
+    wait_status(&d, delayed, "queued");
+    // Claim the parent (first in line after the requeued one) and finish it.
+    loop {
+        let id: u64 = d
+            .run(&["task", "claim", "--agent", "w1", "-q"])
+            .ok()
+            .parse()
+            .unwrap();
+        d.run(&["task", "done", &id.to_string()]).ok();
+        if id == parent {
+            break;
+        }
+    }
+    assert_eq!(task(&d, child)["status"], "queued");
+}
+
+#[test]
+fn scheduled_and_blocked_appear_in_metrics() {
+    let d = TestDaemon::start();
+    let a = d.add(&["a"]);
+    d.add(&["b", "--after", &a.to_string()]);
+    d.add(&["c", "--delay", "1h"]);
+    let m = d.run(&["metrics", "--json"]).json();
+    let statuses: Vec<&str> = m["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"blocked") && statuses.contains(&"scheduled"),
+        "{statuses:?}"
+    );
+    let prom = d.run(&["metrics", "--format", "prometheus"]);
+    assert!(prom.ok().contains("status=\"blocked\"} 1"));
+    assert!(prom.stdout.contains("status=\"scheduled\"} 1"));
+}
