@@ -33,14 +33,13 @@ fn stuck_worker(d: &TestDaemon, agent: &str) -> std::process::Child {
         "{} task claim --agent {agent} -q && exec sleep 60",
         common::BIN
     );
-    let child = Command::new("sh")
+    Command::new("sh")
         .args(["-c", &script])
         .env("VAPORA_SOCKET", &d.socket)
         .env("VAPORA_NO_AUTOSTART", "1")
         .stdout(Stdio::null())
         .spawn()
-        .unwrap();
-    child
+        .unwrap()
 }
 
 #[test]
