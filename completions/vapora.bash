@@ -25,6 +25,9 @@ _vapora() {
             vapora,daemon)
                 cmd="vapora__subcmd__daemon"
                 ;;
+            vapora,events)
+                cmd="vapora__subcmd__events"
+                ;;
             vapora,help)
                 cmd="vapora__subcmd__help"
                 ;;
@@ -90,6 +93,9 @@ _vapora() {
                 ;;
             vapora__subcmd__help,daemon)
                 cmd="vapora__subcmd__help__subcmd__daemon"
+                ;;
+            vapora__subcmd__help,events)
+                cmd="vapora__subcmd__help__subcmd__events"
                 ;;
             vapora__subcmd__help,help)
                 cmd="vapora__subcmd__help__subcmd__help"
@@ -227,7 +233,7 @@ _vapora() {
 
     case "${cmd}" in
         vapora)
-            opts="-q -h -V --socket --json --quiet --no-autostart --help --version daemon task agent ping shutdown metrics completions help"
+            opts="-q -h -V --socket --json --quiet --no-autostart --help --version daemon task agent ping shutdown metrics events completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,8 +564,34 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__events)
+            opts="-q -h --queue --agent --socket --json --quiet --no-autostart --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__help)
-            opts="daemon task agent ping shutdown metrics completions help"
+            opts="daemon task agent ping shutdown metrics events completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -685,6 +717,20 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help__subcmd__daemon)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__help__subcmd__events)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

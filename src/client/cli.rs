@@ -50,6 +50,16 @@ pub enum Command {
     Shutdown,
     /// Print daemon metrics.
     Metrics(MetricsArgs),
+    /// Stream events (task added, claimed, done, ...) as they happen, one per line, until
+    /// interrupted or the daemon stops.
+    Events {
+        /// Only events about tasks in this queue.
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        /// Only events about this agent.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]

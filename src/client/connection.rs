@@ -172,6 +172,41 @@ impl Client {
         Ok(())
     }
 
+    /// Sends a request whose answers come as a stream (`Subscribe`); read them with
+    /// [`Client::next_answer`].
+    pub fn start_stream(&mut self, request: &Request) -> Result<(), CliError> {
+        let frame = OutgoingRequest {
+            id: self.next_id,
+            request,
+        };
+        self.next_id += 1;
+        codec::encode_frame(&mut self.out, &frame, DEFAULT_MAX_FRAME)
+            .map_err(|e| CliError::new(FAILURE, format!("cannot send request: {e}")))?;
+        self.flush()?;
+        self.check_welcome()
+    }
+
+    /// The next streamed answer; `None` when the daemon closed the stream.
+    pub fn next_answer(&mut self) -> Result<Option<Result<Response, ErrorBody>>, CliError> {
+        match codec::read_frame(&mut self.reader, &mut self.body, DEFAULT_MAX_FRAME) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                return Err(CliError::new(
+                    UNREACHABLE,
+                    format!("lost the connection to the daemon: {e}"),
+                ));
+            }
+        }
+        let frame: ResponseFrame = codec::decode(&self.body).map_err(|e| {
+            CliError::new(
+                FAILURE,
+                format!("cannot understand the daemon's answer ({e})"),
+            )
+        })?;
+        Ok(Some(frame.result))
+    }
+
     /// Waits until the daemon closes the connection (after `shutdown`).
     pub fn wait_closed(&mut self) {
         let mut sink = [0u8; 64];

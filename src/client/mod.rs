@@ -128,6 +128,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Task(command) => commands::task::run(&mut session, command),
         Command::Agent(command) => commands::agent::run(&mut session, command),
         Command::Metrics(args) => commands::metrics::run(&mut session, args.format),
+        Command::Events { queue, agent } => commands::events::run(&mut session, queue, agent),
         Command::Ping => commands::daemon::ping(&mut session),
         Command::Shutdown => commands::daemon::shutdown(&mut session),
         Command::Completions { shell } => commands::daemon::completions(shell),

@@ -19,12 +19,15 @@ use std::time::{Duration, Instant};
 
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
 
+use super::events;
 use super::handlers;
 use super::shutdown::Phase;
 use super::state::AppState;
 use crate::protocol::codec::{self, CodecError, HEADER_LEN};
 use crate::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome};
+use crate::protocol::types::now_millis;
 use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame};
 
 /// A client that connects and says nothing is dropped after this long.
@@ -93,6 +96,9 @@ impl Connection {
                 }
             };
             let kind = request.kind();
+            if let Request::Subscribe { queue, agent } = request {
+                return self.stream_events(state, id, queue, agent).await;
+            }
             let served = tokio::select! {
                 biased;
                 result = handlers::dispatch(state, request) => Some(result),
@@ -137,6 +143,53 @@ impl Connection {
                 self.flush().await?;
             }
         }
+    }
+
+    /// Streams events to the client until it leaves or the daemon stops. A client that
+    /// reads slowly blocks only this task; the broadcast buffer then overflows for it alone
+    /// and it is sent a `lagged` event with the number it missed.
+    async fn stream_events(
+        &mut self,
+        state: &Arc<AppState>,
+        id: u64,
+        queue: Option<String>,
+        agent: Option<String>,
+    ) -> io::Result<()> {
+        let checked = [("queue", &queue), ("agent", &agent)]
+            .into_iter()
+            .filter_map(|(what, name)| name.as_deref().map(|n| (what, n)))
+            .try_for_each(|(what, name)| crate::protocol::limits::check_name(what, name));
+        if let Err(message) = checked {
+            self.queue_answer(id, Err(ErrorBody::invalid(message)));
+            return self.flush().await;
+        }
+        let mut events = state.events.subscribe();
+        state
+            .metrics
+            .observe_request(RequestKind::Subscribe, Duration::ZERO, true);
+        self.queue_answer(id, Ok(Response::Subscribed));
+        self.flush().await?;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = state.shutdown.reached(Phase::Stopping) => break,
+                () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => return Ok(()),
+                next = events.recv() => next,
+            };
+            let event = match next {
+                Ok(event) => (*event).clone(),
+                Err(RecvError::Lagged(dropped)) => events::lagged(dropped, now_millis()),
+                Err(RecvError::Closed) => break,
+            };
+            if !events::matches(&event, queue.as_deref(), agent.as_deref()) {
+                continue;
+            }
+            self.queue_answer(id, Ok(Response::Event(event)));
+            if events.is_empty() || self.outbuf.len() >= FLUSH_THRESHOLD {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
     }
 
     /// Reads the client's `Hello` and answers it. `Ok(false)`: the client was refused or

@@ -7,6 +7,7 @@
 pub mod change;
 mod connection;
 pub mod datadir;
+mod events;
 mod handlers;
 mod lifecycle;
 pub mod metrics;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
 use super::change::Change;
+use super::events::Events;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::{Policy, TaskQueue};
@@ -80,6 +81,8 @@ pub struct AppState {
     pub retain: Duration,
     /// An agent silent for longer than this goes offline.
     heartbeat_ttl_ms: u64,
+    /// Committed changes, for `vapora events`.
+    pub events: Events,
     /// Wakes the lifecycle timer when a deadline earlier than `armed` appears.
     pub timer: Notify,
     /// The deadline the lifecycle timer sleeps toward (`u64::MAX`: none).
@@ -197,6 +200,7 @@ impl AppState {
             shutdown: Shutdown::default(),
             retain,
             heartbeat_ttl_ms: lifecycle.heartbeat_ttl.as_millis() as u64,
+            events: Events::default(),
             timer: Notify::new(),
             armed: AtomicU64::new(u64::MAX),
             started: Instant::now(),
@@ -749,8 +753,13 @@ fn sign_of_life(
 }
 
 impl Recovery for AppState {
-    fn committed(&self, deltas: &TaskCounters) {
+    fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters) {
         self.metrics.add_counters(deltas);
+        if self.events.has_subscribers() {
+            let changes: Vec<Change> = changes.cloned().collect();
+            let queue = self.queue_lock();
+            self.events.publish(&changes, &queue.tasks);
+        }
     }
 
     fn roll_back(

@@ -10,4 +10,4 @@ pub mod types;
 
 pub use request::{Request, RequestFrame, RequestKind, TaskFilter};
 pub use response::{ErrorBody, ErrorKind, MetricsSnapshot, Response, ResponseFrame};
-pub use types::{Agent, AgentStatus, DaemonInfo, Millis, NewTask, Task, TaskId, TaskStatus};
+pub use types::{Agent, AgentStatus, DaemonInfo, Event, Millis, NewTask, Task, TaskId, TaskStatus};

@@ -92,6 +92,12 @@ pub enum Request {
     Prune {
         older_than_ms: Option<u64>,
     },
+    /// Turns the connection into an event stream: `Subscribed`, then one `Event` answer
+    /// (all with this request's id) per event, until either side closes.
+    Subscribe {
+        queue: Option<String>,
+        agent: Option<String>,
+    },
 }
 
 /// A request's kind without its data: the label of its metrics.
@@ -116,10 +122,11 @@ pub enum RequestKind {
     RemoveAgent,
     Metrics,
     Prune,
+    Subscribe,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 19] = [
+    pub const ALL: [RequestKind; 20] = [
         RequestKind::Ping,
         RequestKind::Shutdown,
         RequestKind::AddTasks,
@@ -139,6 +146,7 @@ impl RequestKind {
         RequestKind::RemoveAgent,
         RequestKind::Metrics,
         RequestKind::Prune,
+        RequestKind::Subscribe,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +170,7 @@ impl RequestKind {
             RequestKind::RemoveAgent => "remove_agent",
             RequestKind::Metrics => "metrics",
             RequestKind::Prune => "prune",
+            RequestKind::Subscribe => "subscribe",
         }
     }
 
@@ -192,6 +201,7 @@ impl Request {
             Request::RemoveAgent { .. } => RequestKind::RemoveAgent,
             Request::Metrics => RequestKind::Metrics,
             Request::Prune { .. } => RequestKind::Prune,
+            Request::Subscribe { .. } => RequestKind::Subscribe,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Answers from the daemon: a [`Response`] or a typed [`ErrorBody`].
 
-use super::types::{Agent, AgentStatus, DaemonInfo, Task, TaskId, TaskStatus};
+use super::types::{Agent, AgentStatus, DaemonInfo, Event, Task, TaskId, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -37,6 +37,9 @@ pub enum Response {
     Metrics(MetricsSnapshot),
     /// How many finished tasks were deleted.
     Pruned(u64),
+    /// The event stream starts.
+    Subscribed,
+    Event(Event),
 }
 
 /// What kind of failure, so that scripts (and exit codes) can tell them apart.

@@ -237,3 +237,22 @@ pub struct DaemonInfo {
     pub uptime_ms: u64,
     pub socket: String,
 }
+
+/// One thing that happened, as streamed by `vapora events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Millis,
+    /// What happened: `task_added`, `task_claimed`, `task_done`, `task_failed`,
+    /// `task_requeued`, `task_cancelled`, `task_scheduled`, `lease_expired`,
+    /// `agent_registered`, `agent_status_changed`, `agent_removed`, or `lagged` (this
+    /// subscriber fell behind and `dropped` events were skipped).
+    pub kind: String,
+    pub task: Option<TaskId>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    /// The task's or agent's status after the event.
+    pub status: Option<String>,
+    /// A reason, a result, a time: whatever explains the event.
+    pub detail: Option<String>,
+    pub dropped: u64,
+}

@@ -2,5 +2,6 @@
 
 pub mod agent;
 pub mod daemon;
+pub mod events;
 pub mod metrics;
 pub mod task;

@@ -15,6 +15,8 @@ pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Respons
         Request::Ping => daemon::ping(state),
         Request::Shutdown => daemon::shutdown(state),
         Request::Metrics => daemon::metrics(state),
+        // The connection handles subscriptions itself (it becomes a stream).
+        Request::Subscribe { .. } => Err(ErrorBody::invalid("subscribe cannot be pipelined")),
         Request::Prune { older_than_ms } => tasks::prune(state, older_than_ms).await,
         Request::AddTasks { tasks } => tasks::add(state, tasks).await,
         Request::ListTasks(filter) => tasks::list(state, filter),

@@ -23,8 +23,8 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The daemon state, as the writer sees it.
 pub trait Recovery: Send + Sync {
-    /// Task counters grew by `deltas` in a commit that just succeeded.
-    fn committed(&self, deltas: &TaskCounters);
+    /// `changes` were just committed; task counters grew by `deltas`.
+    fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters);
 
     /// After a failed commit: calls `drain` under the state locks (so no new change can be
     /// submitted in between), then `load` without them, and if that succeeds replaces the
@@ -98,7 +98,8 @@ impl Writer {
             match committed {
                 Ok(deltas) => {
                     if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
-                        recovery.committed(&deltas);
+                        let mut changes = batch.iter().flat_map(|s| s.changes.iter());
+                        recovery.committed(&mut changes, &deltas);
                     }
                     answer(batch, &Ok(()));
                     self.commits_since_checkpoint += 1;
