@@ -447,3 +447,52 @@ fn prune_and_retention_delete_finished_tasks_only() {
     // Pruned ids are never handed out again.
     assert_eq!(d.add(&["new"]), 5);
 }
+
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    {
+        // The schema as the first release wrote it.
+        let db = rusqlite::Connection::open(data.join("vapora.db")).unwrap();
+        db.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta (key, value) VALUES
+                 ('next_task_id', 3), ('enqueued', 2), ('claimed', 1), ('done', 0),
+                 ('failed', 0), ('requeued', 0), ('cancelled', 0);
+             CREATE TABLE tasks (
+                 id INTEGER PRIMARY KEY, title TEXT NOT NULL, payload TEXT NOT NULL,
+                 queue TEXT NOT NULL, priority INTEGER NOT NULL,
+                 status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+                 requires TEXT NOT NULL, agent TEXT, attempts INTEGER NOT NULL,
+                 max_attempts INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL, result TEXT, error TEXT, seq INTEGER NOT NULL);
+             CREATE TABLE agents (
+                 name TEXT PRIMARY KEY, capabilities TEXT NOT NULL, max_tasks INTEGER NOT NULL,
+                 availability TEXT NOT NULL CHECK (availability IN ('active', 'paused', 'offline')),
+                 registered_at INTEGER NOT NULL, last_heartbeat INTEGER NOT NULL);
+             INSERT INTO tasks VALUES
+                 (1, 'old queued', '', 'default', 0, 'queued', '[]', NULL, 0, 3, 1000, 1000, NULL, NULL, 1),
+                 (2, 'old running', 'p', 'default', 0, 'running', '[]', 'w1', 1, 3, 1000, 2000, NULL, NULL, 2);
+             INSERT INTO agents VALUES ('w1', '[]', 2, 'active', 1000, 2000);",
+        )
+        .unwrap();
+    }
+    let d = TestDaemon::start_in(Some(data.clone()), &[]);
+    let tasks = all_tasks(&d);
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0]["title"], "old queued");
+    assert_eq!(tasks[0]["after"], serde_json::json!([]));
+    assert_eq!(tasks[1]["status"], "running");
+    assert_eq!(tasks[1]["agent"], "w1");
+    assert_eq!(d.add(&["new"]), 3);
+    assert_eq!(d.run(&["task", "claim", "--agent", "w1", "-q"]).ok(), "1");
+    let db = rusqlite::Connection::open(data.join("vapora.db")).unwrap();
+    let version: i64 = db
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}

@@ -575,8 +575,11 @@ impl TaskQueue {
                             .or_default()
                             .insert(id);
                     }
-                    let until = task.lease_until.unwrap_or(task.updated_at);
-                    queue.leases.insert((until, id));
+                    // Tasks from before leases existed get one at start-up (see
+                    // `grant_missing_leases`).
+                    if let Some(until) = task.lease_until {
+                        queue.leases.insert((until, id));
+                    }
                 }
                 TaskStatus::Scheduled => {
                     queue.scheduled.insert((task.run_at.unwrap_or(0), id));
@@ -612,6 +615,19 @@ impl TaskQueue {
             }
         }
         queue
+    }
+
+    /// Gives running tasks that have no lease (stored before leases existed) one from
+    /// `now`. In memory only: a renewal or the next claim stores it.
+    pub fn grant_missing_leases(&mut self, now: Millis) {
+        let lease_ms = self.policy.lease_ms;
+        for (&id, stored) in self.tasks.iter_mut() {
+            if stored.task.status == TaskStatus::Running && stored.task.lease_until.is_none() {
+                let until = now.saturating_add(stored.task.lease_ms.unwrap_or(lease_ms));
+                stored.task.lease_until = Some(until);
+                self.leases.insert((until, id));
+            }
+        }
     }
 
     /// Tasks matching `filter`, in id order.

@@ -188,6 +188,7 @@ impl AppState {
         let metrics = Metrics::default();
         metrics.add_counters(&snapshot.counters);
         snapshot.tasks.set_policy(lifecycle.policy);
+        snapshot.tasks.grant_missing_leases(now_millis());
         Arc::new(AppState {
             registry: RwLock::new(snapshot.registry),
             queue: Mutex::new(QueueState {
