@@ -9,20 +9,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BIN, TestDaemon};
+use common::{BIN, TestDaemon, XorShift};
 use vapora::client::connection::Client;
 use vapora::protocol::{NewTask, Request, Response};
-
-/// A deterministic source of "random" moments and choices.
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn all_tasks(d: &TestDaemon) -> Vec<serde_json::Value> {
     d.run(&["task", "list", "--json"])

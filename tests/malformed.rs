@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::TestDaemon;
+use common::{TestDaemon, XorShift};
 use vapora::client::connection::Client;
 use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use vapora::protocol::handshake::{Hello, MAGIC, Welcome};
@@ -63,16 +63,6 @@ fn assert_serving(d: &TestDaemon, bystander: &mut Client) {
         other => panic!("bystander got {other:?}"),
     }
     d.run(&["ping"]).ok();
-}
-
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

@@ -123,11 +123,7 @@ fn describe(change: &Change, tasks: &TaskQueue) -> Option<Event> {
             at,
             ..
         } => {
-            let kind = if *cause == RequeueCause::LeaseExpired {
-                "lease_expired"
-            } else {
-                "task_requeued"
-            };
+            let kind = kind_for(*cause, "task_requeued");
             Event {
                 detail: error.clone(),
                 ..task_event(kind, *id, *at)
@@ -141,11 +137,7 @@ fn describe(change: &Change, tasks: &TaskQueue) -> Option<Event> {
             at,
             ..
         } => {
-            let kind = if *cause == RequeueCause::LeaseExpired {
-                "lease_expired"
-            } else {
-                "task_scheduled"
-            };
+            let kind = kind_for(*cause, "task_scheduled");
             let when = crate::client::output::rfc3339(*run_at);
             Event {
                 detail: Some(match error {
@@ -178,6 +170,16 @@ fn describe(change: &Change, tasks: &TaskQueue) -> Option<Event> {
             return None;
         }
     })
+}
+
+/// A task put back because its lease ran out is a `lease_expired` event; anything else
+/// is `otherwise`.
+fn kind_for(cause: RequeueCause, otherwise: &'static str) -> &'static str {
+    if cause == RequeueCause::LeaseExpired {
+        "lease_expired"
+    } else {
+        otherwise
+    }
 }
 
 /// Whether `event` passes a subscriber's filters.

@@ -99,6 +99,19 @@ pub fn unknown_agent(name: &str) -> ErrorBody {
     ))
 }
 
+/// A sign of life (a request, a registration) brings an offline agent back; a paused one
+/// stays paused.
+fn bring_back(record: &mut AgentRecord, now: Millis, changes: &mut Vec<Change>) {
+    if record.availability == Availability::Offline {
+        record.availability = Availability::Active;
+        changes.push(Change::AgentAvailability {
+            name: record.name.clone(),
+            availability: Availability::Active,
+            at: now,
+        });
+    }
+}
+
 impl Registry {
     /// Rebuilds the registry from stored records.
     pub fn restore(records: Vec<AgentRecord>) -> Registry {
@@ -148,14 +161,7 @@ impl Registry {
             max_tasks,
             at: now,
         });
-        if record.availability == Availability::Offline {
-            record.availability = Availability::Active;
-            changes.push(Change::AgentAvailability {
-                name: name.to_string(),
-                availability: Availability::Active,
-                at: now,
-            });
-        }
+        bring_back(record, now, changes);
         record
     }
 
@@ -196,15 +202,7 @@ impl Registry {
             name: name.to_string(),
             at: now,
         });
-        // A sign of life brings an agent that went offline back (a paused one stays paused).
-        if record.availability == Availability::Offline {
-            record.availability = Availability::Active;
-            changes.push(Change::AgentAvailability {
-                name: name.to_string(),
-                availability: Availability::Active,
-                at: now,
-            });
-        }
+        bring_back(record, now, changes);
         Ok(record)
     }
 

@@ -248,3 +248,15 @@ pub fn spawn_ready(socket: &Path, log: &Path, args: &[&str]) -> Result<Child, St
         Err(std::fs::read_to_string(log).unwrap_or_default())
     }
 }
+
+/// A small deterministic generator: test inputs and "random" moments that repeat run to run.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
