@@ -18,7 +18,10 @@ fn socket_is_private_and_ping_describes_the_daemon() {
     assert_eq!(mode(&d.socket), 0o600);
     let info = d.run(&["ping", "--json"]).json();
     assert_eq!(info["pid"], d.pid());
-    assert_eq!(info["protocol"], 1);
+    assert_eq!(
+        info["protocol"],
+        vapora::protocol::handshake::PROTOCOL_VERSION
+    );
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["socket"], d.socket.display().to_string());
     assert!(info["uptime_ms"].is_u64());

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 
 /// Bumped whenever a request or response changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -79,4 +79,28 @@ pub fn incompatible_message(
          daemon {daemon_version} speaks protocol {daemon_protocol}; restart the daemon \
          with the same vapora version as the client"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::codec;
+
+    /// The handshake's encoding is the one thing that must never change: an old client and
+    /// a new daemon (or the reverse) must still understand each other's versions.
+    #[test]
+    fn hello_and_welcome_keep_their_wire_shape() {
+        let mut out = Vec::new();
+        let hello = Hello {
+            magic: MAGIC,
+            protocol: 7,
+            client_version: "1.2.3".into(),
+        };
+        codec::encode_frame(&mut out, &hello, 1024).unwrap();
+        let mut expected = vec![0, 0, 0, 15];
+        expected.extend_from_slice(b"VAPORA\0\x01");
+        expected.extend_from_slice(&[7, 5]);
+        expected.extend_from_slice(b"1.2.3");
+        assert_eq!(out, expected);
+    }
 }
