@@ -82,7 +82,8 @@ fn heartbeats_keep_a_lease_alive() {
         );
         std::thread::sleep(Duration::from_millis(150)); // the worker's heartbeat interval
     }
-    wait_status(&d, id, "scheduled"); // no more heartbeats: it expires, retried after a backoff
+    let back = wait_status(&d, id, "queued"); // no more heartbeats: the lease expires
+    assert_eq!(back["error"], "lease expired on agent w1");
 }
 
 #[test]

@@ -847,8 +847,8 @@ impl TaskQueue {
         }
     }
 
-    /// A running task that did not finish (failure with attempts left, lease run out,
-    /// agent gone silent): retried after the policy's backoff, or at once without one.
+    /// A running task that failed with attempts left: retried after the policy's backoff,
+    /// or at once without one.
     fn retry_later(
         &mut self,
         id: TaskId,
@@ -869,7 +869,9 @@ impl TaskQueue {
         self.get(id).cloned().ok_or_else(|| not_found(id))
     }
 
-    /// Ends a running task that lost its agent or lease, counting the attempt.
+    /// Ends a running task that lost its agent or lease, counting the attempt: back in the
+    /// queue at once (nothing says the task itself is at fault, so no backoff), or failed
+    /// when no attempt is left.
     fn expire(&mut self, id: TaskId, reason: String, now: Millis, changes: &mut Vec<Change>) {
         let Some(task) = self.get(id) else {
             return;
@@ -878,7 +880,15 @@ impl TaskQueue {
             return;
         }
         if task.attempts < task.max_attempts {
-            let _ = self.retry_later(id, Some(reason), RequeueCause::LeaseExpired, now, changes);
+            let seq = self.take_seq();
+            self.requeue(
+                id,
+                seq,
+                Some(reason),
+                RequeueCause::LeaseExpired,
+                now,
+                changes,
+            );
         } else {
             let _ = self.finish(id, TaskStatus::Failed, None, Some(reason), now, changes);
         }
@@ -1274,10 +1284,7 @@ mod tests {
     #[test]
     fn expired_lease_counts_the_attempt_and_fails_when_out_of_attempts() {
         let mut queue = TaskQueue::new();
-        queue.set_policy(Policy {
-            retry_backoff_ms: 0,
-            ..POLICY
-        });
+        queue.set_policy(POLICY); // the backoff is for failures, not for lost leases
         let id = queue.add(new_with("t", |t| t.max_attempts = 2), 0, &mut Vec::new());
         let claimed = queue
             .claim(
