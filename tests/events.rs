@@ -155,3 +155,30 @@ fn a_stalled_reader_is_told_it_lagged_and_slows_nobody() {
         .unwrap();
     let _ = stalled.read_to_end(&mut rest);
 }
+
+#[test]
+fn an_agent_filter_follows_that_agents_tasks_through_a_lease_expiry() {
+    let d = TestDaemon::start_with(&["--lease", "400ms"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let mut watcher = d
+        .command(&["events", "--json", "--agent", "w1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_subscribed(&d, 1);
+    let id = d.add(&["dropped by w1"]);
+    d.run(&["task", "claim", "--agent", "w1"]).ok();
+    // w1 goes quiet; its lease runs out.
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let event: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(event["agent"], "w1", "{event}");
+        assert_eq!(event["task"], id);
+        kinds.push(event["event"].as_str().unwrap().to_string());
+    }
+    assert_eq!(kinds, ["task_claimed", "lease_expired"]);
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+}

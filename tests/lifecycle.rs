@@ -292,3 +292,48 @@ fn scheduled_and_blocked_appear_in_metrics() {
     assert!(prom.ok().contains("status=\"blocked\"} 1"));
     assert!(prom.stdout.contains("status=\"scheduled\"} 1"));
 }
+
+#[test]
+fn agents_set_offline_or_paused_by_hand_stay_so() {
+    let d = TestDaemon::start_with(&["--heartbeat-ttl", "500ms"]);
+    d.run(&["agent", "register", "fenced"]).ok();
+    d.run(&["agent", "register", "resting"]).ok();
+    d.add(&["t"]);
+    d.run(&["agent", "status", "fenced", "offline"]).ok();
+    d.run(&["agent", "status", "resting", "paused"]).ok();
+    // A request from an agent fenced off by hand does not bring it back.
+    assert_eq!(d.run(&["task", "claim", "--agent", "fenced"]).code, 5);
+    d.run(&["agent", "heartbeat", "fenced"]).ok();
+    assert_eq!(
+        d.run(&["agent", "show", "fenced", "--json"]).json()["status"],
+        "offline"
+    );
+    // A paused agent is never declared silent, however long it says nothing.
+    std::thread::sleep(Duration::from_millis(1200)); // longer than the TTL; nothing to signal
+    assert_eq!(
+        d.run(&["agent", "show", "resting", "--json"]).json()["status"],
+        "paused"
+    );
+    d.run(&["agent", "status", "fenced", "idle"]).ok();
+    assert_eq!(
+        d.run(&["task", "claim", "--agent", "fenced", "-q"]).ok(),
+        "1"
+    );
+}
+
+#[test]
+fn absurd_times_are_refused() {
+    let d = TestDaemon::start();
+    assert_eq!(
+        d.run(&["task", "add", "x", "--delay", "10000years"]).code,
+        2
+    );
+    assert_eq!(d.run(&["task", "add", "x", "--lease", "0s"]).code, 2);
+    assert_eq!(d.run(&["task", "add", "x", "--lease", "2years"]).code, 2);
+    assert_eq!(d.run(&["task", "list", "-q"]).ok(), "");
+    let bad = std::process::Command::new(common::BIN)
+        .args(["daemon", "--heartbeat-ttl", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -85,10 +85,10 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DUR", default_value = "7days", value_parser = parse_duration)]
     pub retain: Duration,
     /// How long a claim holds a task without a sign of life from its agent.
-    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_positive_duration)]
     pub lease: Duration,
     /// An agent silent for longer than this goes offline and loses its tasks.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_positive_duration)]
     pub heartbeat_ttl: Duration,
     /// Delay before the first retry of a failed task; doubles per attempt (capped at 1h,
     /// with jitter). 0s retries at once.
@@ -286,6 +286,15 @@ fn parse_max_frame(text: &str) -> Result<usize, String> {
             "expected a number of bytes from {MIN_MAX_FRAME} to {max}"
         )),
     }
+}
+
+/// A duration above zero and at most a year (a daemon's timing setting).
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(365 * 24 * 3600) {
+        return Err(format!("'{text}' must be above zero and at most a year"));
+    }
+    Ok(duration)
 }
 
 fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {

@@ -12,14 +12,27 @@ use crate::protocol::{Agent, Millis, Task};
 
 /// A time as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.123Z`.
 pub fn rfc3339(ms: Millis) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    use std::fmt::Write;
+    let mut text = String::new();
+    match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+        // humantime cannot write years past 9999; such times never pass validation, but a
+        // damaged value must not crash whoever prints it.
+        Some(time) if write!(text, "{}", humantime::format_rfc3339_millis(time)).is_ok() => text,
+        _ => format!("{ms}ms"),
+    }
 }
 
 /// A time relative to now, e.g. `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 pub fn relative(ms: Millis) -> String {
     let now = now_millis();
     if ms > now {
-        return "just now".into();
+        let secs = (ms - now).div_ceil(1000);
+        return match secs {
+            0..=59 => format!("in {secs}s"),
+            60..=3599 => format!("in {}m", secs / 60),
+            3600..=86399 => format!("in {}h", secs / 3600),
+            _ => format!("in {}d", secs / 86400),
+        };
     }
     let secs = (now - ms) / 1000;
     match secs {
@@ -326,5 +339,7 @@ mod tests {
         assert_eq!(relative(now - 5_000), "5s ago");
         assert_eq!(relative(now - 120_000), "2m ago");
         assert_eq!(relative(now - 3 * 86_400_000), "3d ago");
+        assert_eq!(relative(now + 90_000), "in 1m");
+        assert_eq!(rfc3339(u64::MAX), format!("{}ms", u64::MAX));
     }
 }

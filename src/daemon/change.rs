@@ -19,6 +19,7 @@ pub enum Change {
     },
     TaskClaimed {
         id: TaskId,
+        queue: String,
         agent: String,
         attempts: u32,
         lease_until: Millis,
@@ -32,6 +33,9 @@ pub enum Change {
     /// The task waits until `run_at` (a retry's backoff, or a delay after its dependencies).
     TaskScheduled {
         id: TaskId,
+        queue: String,
+        /// The agent that held the task before, if any (for the event stream).
+        agent: Option<String>,
         attempts: u32,
         run_at: Millis,
         error: Option<String>,
@@ -41,6 +45,8 @@ pub enum Change {
     /// The task reached `done`, `failed` or `cancelled`.
     TaskFinished {
         id: TaskId,
+        queue: String,
+        agent: Option<String>,
         status: TaskStatus,
         result: Option<String>,
         error: Option<String>,
@@ -49,6 +55,9 @@ pub enum Change {
     /// The task is queued again; `seq` is its place in line within its priority.
     TaskRequeued {
         id: TaskId,
+        queue: String,
+        /// The agent that held the task before, if any (for the event stream).
+        agent: Option<String>,
         attempts: u32,
         seq: u64,
         error: Option<String>,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use super::change::{Change, RequeueCause};
-use super::queue::TaskQueue;
 use crate::protocol::{Event, TaskStatus};
 
 /// Events a subscriber may fall behind by before it starts missing some.
@@ -37,10 +36,10 @@ impl Events {
         self.sender.receiver_count() > 0
     }
 
-    /// Publishes the events of committed `changes`; `tasks` supplies each task's queue.
-    pub fn publish(&self, changes: &[Change], tasks: &TaskQueue) {
+    /// Publishes the events of committed `changes`.
+    pub fn publish<'a>(&self, changes: impl Iterator<Item = &'a Change>) {
         for change in changes {
-            if let Some(event) = describe(change, tasks) {
+            if let Some(event) = describe(change) {
                 let _ = self.sender.send(Arc::new(event));
             }
         }
@@ -76,31 +75,40 @@ fn event(kind: &str, at: u64) -> Event {
     }
 }
 
-fn describe(change: &Change, tasks: &TaskQueue) -> Option<Event> {
-    let task_event = |kind: &str, id: u64, at: u64| {
-        let task = tasks.get(id);
-        Event {
+/// The event a committed change stands for, built from the change alone (memory may
+/// already have moved on).
+fn describe(change: &Change) -> Option<Event> {
+    let task_event =
+        |kind: &str, id: u64, queue: &str, agent: Option<&String>, status: &str, at: u64| Event {
             task: Some(id),
-            queue: task.map(|t| t.queue.clone()),
-            agent: task.and_then(|t| t.agent.clone()),
-            status: task.map(|t| t.status.as_str().to_string()),
+            queue: Some(queue.to_string()),
+            agent: agent.cloned(),
+            status: Some(status.to_string()),
             ..event(kind, at)
-        }
-    };
+        };
     Some(match change {
         Change::TaskAdded { task, .. } => Event {
-            task: Some(task.id),
-            queue: Some(task.queue.clone()),
-            status: Some(task.status.as_str().into()),
             detail: Some(task.title.clone()),
-            ..event("task_added", task.created_at)
+            ..task_event(
+                "task_added",
+                task.id,
+                &task.queue,
+                None,
+                task.status.as_str(),
+                task.created_at,
+            )
         },
-        Change::TaskClaimed { id, agent, at, .. } => Event {
-            agent: Some(agent.clone()),
-            ..task_event("task_claimed", *id, *at)
-        },
+        Change::TaskClaimed {
+            id,
+            queue,
+            agent,
+            at,
+            ..
+        } => task_event("task_claimed", *id, queue, Some(agent), "running", *at),
         Change::TaskFinished {
             id,
+            queue,
+            agent,
             status,
             result,
             error,
@@ -113,38 +121,52 @@ fn describe(change: &Change, tasks: &TaskQueue) -> Option<Event> {
             };
             Event {
                 detail: result.clone().or_else(|| error.clone()),
-                ..task_event(kind, *id, *at)
+                ..task_event(kind, *id, queue, agent.as_ref(), status.as_str(), *at)
             }
         }
         Change::TaskRequeued {
             id,
+            queue,
+            agent,
             error,
             cause,
             at,
             ..
-        } => {
-            let kind = kind_for(*cause, "task_requeued");
-            Event {
-                detail: error.clone(),
-                ..task_event(kind, *id, *at)
-            }
-        }
+        } => Event {
+            detail: error.clone(),
+            ..task_event(
+                kind_for(*cause, "task_requeued"),
+                *id,
+                queue,
+                agent.as_ref(),
+                "queued",
+                *at,
+            )
+        },
         Change::TaskScheduled {
             id,
+            queue,
+            agent,
             run_at,
             error,
             cause,
             at,
             ..
         } => {
-            let kind = kind_for(*cause, "task_scheduled");
             let when = crate::client::output::rfc3339(*run_at);
             Event {
                 detail: Some(match error {
                     Some(error) => format!("{error}; runs at {when}"),
                     None => format!("runs at {when}"),
                 }),
-                ..task_event(kind, *id, *at)
+                ..task_event(
+                    kind_for(*cause, "task_scheduled"),
+                    *id,
+                    queue,
+                    agent.as_ref(),
+                    "scheduled",
+                    *at,
+                )
             }
         }
         Change::AgentRegistered { name, at, .. } => Event {

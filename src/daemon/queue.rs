@@ -343,6 +343,7 @@ impl TaskQueue {
             .insert(id);
         changes.push(Change::TaskClaimed {
             id,
+            queue: claimed.queue.clone(),
             agent: who.name.to_string(),
             attempts: claimed.attempts,
             lease_until,
@@ -630,6 +631,23 @@ impl TaskQueue {
         }
     }
 
+    /// Pushes every running task's lease to at least `now` plus its length (in memory),
+    /// after a time in which agents could not renew them.
+    pub fn extend_all_leases(&mut self, now: Millis) {
+        let lease_ms = self.policy.lease_ms;
+        for (&id, stored) in self.tasks.iter_mut() {
+            let Some(until) = stored.task.lease_until else {
+                continue;
+            };
+            let fresh = now.saturating_add(stored.task.lease_ms.unwrap_or(lease_ms));
+            if stored.task.status == TaskStatus::Running && fresh > until {
+                self.leases.remove(&(until, id));
+                self.leases.insert((fresh, id));
+                stored.task.lease_until = Some(fresh);
+            }
+        }
+    }
+
     /// Tasks matching `filter`, in id order.
     pub fn list(&self, filter: &TaskFilter) -> Vec<Task> {
         let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
@@ -782,6 +800,8 @@ impl TaskQueue {
         let task = task.clone();
         changes.push(Change::TaskFinished {
             id,
+            queue: task.queue.clone(),
+            agent: task.agent.clone(),
             status,
             result: task.result.clone(),
             error: task.error.clone(),
@@ -817,12 +837,15 @@ impl TaskQueue {
                     }
                 } else {
                     let reason = format!("dependency {id} {status}");
-                    let task = self.set_status(dependent, TaskStatus::Cancelled, now);
-                    if let Some(task) = task {
-                        task.error = Some(reason.clone());
-                    }
+                    let Some(task) = self.set_status(dependent, TaskStatus::Cancelled, now) else {
+                        continue;
+                    };
+                    task.error = Some(reason.clone());
+                    let queue = task.queue.clone();
                     changes.push(Change::TaskFinished {
                         id: dependent,
+                        queue,
+                        agent: None,
                         status: TaskStatus::Cancelled,
                         result: None,
                         error: Some(reason),
@@ -907,15 +930,17 @@ impl TaskQueue {
         let Some(task) = self.set_status(id, TaskStatus::Scheduled, now) else {
             return;
         };
-        task.agent = None;
+        let previous_agent = task.agent.take();
         task.run_at = Some(at);
         if error.is_some() {
             task.error = error;
         }
-        let (attempts, error) = (task.attempts, task.error.clone());
+        let (attempts, error, queue) = (task.attempts, task.error.clone(), task.queue.clone());
         self.scheduled.insert((at, id));
         changes.push(Change::TaskScheduled {
             id,
+            queue,
+            agent: previous_agent,
             attempts,
             run_at: at,
             error,
@@ -935,15 +960,18 @@ impl TaskQueue {
         changes: &mut Vec<Change>,
     ) -> Option<Task> {
         let task = self.set_status(id, TaskStatus::Queued, now)?;
-        task.agent = None;
+        let previous_agent = task.agent.take();
         if cause == RequeueCause::ManualRetry {
             task.error = None;
+            task.run_at = None;
         } else if error.is_some() {
             task.error = error;
         }
         let task = task.clone();
         changes.push(Change::TaskRequeued {
             id,
+            queue: task.queue.clone(),
+            agent: previous_agent,
             attempts: task.attempts,
             seq,
             error: task.error.clone(),

@@ -1,8 +1,9 @@
 //! The agent registry as a plain data structure (the lock lives in `state.rs`).
 //!
-//! An agent's *availability* is what users set: active, paused or offline. Whether an
-//! active agent shows as idle or busy is derived from the tasks it holds, so the daemon
-//! never has to remember to flip it and the two can never disagree.
+//! An agent's *availability* is what users set (active, paused, offline) or what the daemon
+//! concluded (silent: no heartbeat for too long; shown as offline). Whether an active agent
+//! shows as idle or busy is derived from the tasks it holds, so the daemon never has to
+//! remember to flip it and the two can never disagree.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,10 @@ use crate::protocol::{Agent, AgentStatus, ErrorBody, Millis};
 pub enum Availability {
     Active,
     Paused,
+    /// Set offline by hand: stays so until set `idle` or registered again.
     Offline,
+    /// Went silent: offline until its next request, which brings it back.
+    Silent,
 }
 
 impl Availability {
@@ -23,6 +27,7 @@ impl Availability {
             Availability::Active => "active",
             Availability::Paused => "paused",
             Availability::Offline => "offline",
+            Availability::Silent => "silent",
         }
     }
 
@@ -31,6 +36,7 @@ impl Availability {
             Availability::Active,
             Availability::Paused,
             Availability::Offline,
+            Availability::Silent,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)
@@ -71,7 +77,7 @@ impl AgentRecord {
     pub fn view(&self, running: u32) -> Agent {
         let status = match self.availability {
             Availability::Paused => AgentStatus::Paused,
-            Availability::Offline => AgentStatus::Offline,
+            Availability::Offline | Availability::Silent => AgentStatus::Offline,
             Availability::Active if running > 0 => AgentStatus::Busy,
             Availability::Active => AgentStatus::Idle,
         };
@@ -99,10 +105,14 @@ pub fn unknown_agent(name: &str) -> ErrorBody {
     ))
 }
 
-/// A sign of life (a request, a registration) brings an offline agent back; a paused one
-/// stays paused.
-fn bring_back(record: &mut AgentRecord, now: Millis, changes: &mut Vec<Change>) {
-    if record.availability == Availability::Offline {
+/// Makes an agent active again if it is in one of the `from` states.
+fn bring_back(
+    record: &mut AgentRecord,
+    from: &[Availability],
+    now: Millis,
+    changes: &mut Vec<Change>,
+) {
+    if from.contains(&record.availability) {
         record.availability = Availability::Active;
         changes.push(Change::AgentAvailability {
             name: record.name.clone(),
@@ -161,7 +171,13 @@ impl Registry {
             max_tasks,
             at: now,
         });
-        bring_back(record, now, changes);
+        // Registering again is explicit: it brings back an agent set offline by hand too.
+        bring_back(
+            record,
+            &[Availability::Offline, Availability::Silent],
+            now,
+            changes,
+        );
         record
     }
 
@@ -202,17 +218,20 @@ impl Registry {
             name: name.to_string(),
             at: now,
         });
-        bring_back(record, now, changes);
+        // A request is a sign of life: an agent that went silent comes back; one set
+        // offline or paused by hand stays so.
+        bring_back(record, &[Availability::Silent], now, changes);
         Ok(record)
     }
 
-    /// The earliest time an agent that is not offline goes silent for longer than `ttl`.
+    /// The earliest time an active agent goes silent for longer than `ttl` (a paused one is
+    /// left as the operator set it; its tasks' leases still run out).
     /// Heartbeats before `not_before` count as at `not_before` (the daemon's start: agents
     /// could not reach a daemon that was down).
     pub fn next_silence(&self, ttl_ms: u64, not_before: Millis) -> Option<Millis> {
         self.agents
             .values()
-            .filter(|agent| agent.availability != Availability::Offline)
+            .filter(|agent| agent.availability == Availability::Active)
             .map(|agent| agent.last_heartbeat.max(not_before).saturating_add(ttl_ms))
             .min()
     }
@@ -221,7 +240,7 @@ impl Registry {
     pub fn silent(&self, ttl_ms: u64, not_before: Millis, now: Millis) -> Vec<String> {
         self.agents
             .values()
-            .filter(|agent| agent.availability != Availability::Offline)
+            .filter(|agent| agent.availability == Availability::Active)
             .filter(|agent| agent.last_heartbeat.max(not_before).saturating_add(ttl_ms) <= now)
             .map(|agent| agent.name.clone())
             .collect()

@@ -88,7 +88,9 @@ pub struct AppState {
     /// The deadline the lifecycle timer sleeps toward (`u64::MAX`: none).
     armed: AtomicU64,
     started: Instant,
-    started_at: Millis,
+    /// Heartbeats before this time count as at this time: agents could not report while
+    /// the daemon was down (start-up) or refused writes (storage recovery).
+    silence_grace_from: AtomicU64,
     socket: String,
 }
 
@@ -205,7 +207,7 @@ impl AppState {
             timer: Notify::new(),
             armed: AtomicU64::new(u64::MAX),
             started: Instant::now(),
-            started_at: now_millis(),
+            silence_grace_from: AtomicU64::new(now_millis()),
             socket,
         })
     }
@@ -569,7 +571,8 @@ impl AppState {
     pub fn arm_timer(&self) -> Option<Millis> {
         let registry = self.registry_read();
         let queue = self.queue_lock();
-        let silence = registry.next_silence(self.heartbeat_ttl_ms, self.started_at);
+        let grace = self.silence_grace_from.load(Ordering::SeqCst);
+        let silence = registry.next_silence(self.heartbeat_ttl_ms, grace);
         let next = queue.tasks.next_deadline().into_iter().chain(silence).min();
         self.armed.store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
         next
@@ -579,7 +582,7 @@ impl AppState {
     /// expired leases give their tasks back, silent agents go offline and lose theirs.
     pub async fn fire_due(&self) -> Result<(), ErrorBody> {
         let ttl = self.heartbeat_ttl_ms;
-        let not_before = self.started_at;
+        let not_before = self.silence_grace_from.load(Ordering::SeqCst);
         let applied = self.change_registry(|registry, queue, now, changes| {
             for agent in registry.silent(ttl, not_before, now) {
                 // An agent waiting in a parked claim is connected, hence alive.
@@ -588,7 +591,7 @@ impl AppState {
                     continue;
                 }
                 if registry
-                    .set_availability(&agent, Availability::Offline, now, changes)
+                    .set_availability(&agent, Availability::Silent, now, changes)
                     .is_ok()
                 {
                     let reason = format!(
@@ -754,12 +757,19 @@ fn sign_of_life(
 }
 
 impl Recovery for AppState {
+    fn recovered(&self) {
+        // While writes were refused, agents could neither heartbeat nor finish: give them
+        // back the time they lost instead of expiring everything at once.
+        let now = now_millis();
+        self.silence_grace_from.store(now, Ordering::SeqCst);
+        self.queue_lock().tasks.extend_all_leases(now);
+        self.timer.notify_one();
+    }
+
     fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters) {
         self.metrics.add_counters(deltas);
         if self.events.has_subscribers() {
-            let changes: Vec<Change> = changes.cloned().collect();
-            let queue = self.queue_lock();
-            self.events.publish(&changes, &queue.tasks);
+            self.events.publish(changes);
         }
     }
 
@@ -790,8 +800,10 @@ impl Recovery for AppState {
         snapshot.tasks.set_policy(queue.tasks.policy());
         *registry = snapshot.registry;
         queue.tasks = snapshot.tasks;
-        // Waiters look again, at the restored state.
+        queue.tasks.grant_missing_leases(now_millis());
+        // Waiters look again, at the restored state; the timer re-arms for its deadlines.
         queue.watchers = TaskWatchers::default();
+        self.timer.notify_one();
         tracing::warn!("in-memory state reset to what the database holds");
         true
     }

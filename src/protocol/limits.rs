@@ -13,6 +13,11 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_CAPABILITIES: usize = 64;
 /// Bounds of `--max-attempts`.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// The latest time a task may be scheduled for: the end of year 9999 (what RFC 3339 can
+/// write), in milliseconds since the epoch.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+/// The longest lease a task may ask for: a year.
+pub const MAX_LEASE_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 /// Most `--after` dependencies of one task.
 pub const MAX_DEPENDENCIES: usize = 1000;
 /// Bounds of `--max-tasks`.
@@ -78,8 +83,13 @@ impl NewTask {
         if self.after.len() > MAX_DEPENDENCIES {
             return Err(format!("more than {MAX_DEPENDENCIES} dependencies"));
         }
-        if self.lease_ms == Some(0) {
-            return Err("the lease must be longer than zero".into());
+        if let Some(lease) = self.lease_ms
+            && (lease == 0 || lease > MAX_LEASE_MS)
+        {
+            return Err("the lease must be longer than zero and at most a year".into());
+        }
+        if self.run_at.is_some_and(|at| at > MAX_TIME_MS) {
+            return Err("the start time is after the year 9999".into());
         }
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
             return Err(format!(

@@ -82,6 +82,20 @@ const MIGRATIONS: &[&str] = &[
     FROM tasks;
     DROP TABLE tasks;
     ALTER TABLE tasks_v2 RENAME TO tasks;
+
+    -- Agents may now be 'silent' (offline because they stopped reporting).
+    CREATE TABLE agents_v2 (
+        name           TEXT PRIMARY KEY,
+        capabilities   TEXT    NOT NULL,
+        max_tasks      INTEGER NOT NULL,
+        availability   TEXT    NOT NULL
+                       CHECK (availability IN ('active', 'paused', 'offline', 'silent')),
+        registered_at  INTEGER NOT NULL,
+        last_heartbeat INTEGER NOT NULL
+    );
+    INSERT INTO agents_v2 SELECT * FROM agents;
+    DROP TABLE agents;
+    ALTER TABLE agents_v2 RENAME TO agents;
     ",
 ];
 

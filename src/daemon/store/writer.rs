@@ -9,7 +9,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use super::checkpoint::{COMMITS_PER_CHECKPOINT, Checkpointer};
 use super::snapshot::{self, Snapshot};
 use super::{Ack, Message, StoreError};
-use crate::daemon::change::{Change, counter_deltas};
+use crate::daemon::change::{Change, RequeueCause, counter_deltas};
 use crate::protocol::response::TaskCounters;
 
 /// Most submissions folded into one transaction.
@@ -23,6 +23,9 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The daemon state, as the writer sees it.
 pub trait Recovery: Send + Sync {
+    /// Storage works again after a failure: writes are accepted from now on.
+    fn recovered(&self);
+
     /// `changes` were just committed; task counters grew by `deltas`.
     fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters);
 
@@ -265,6 +268,9 @@ impl Writer {
                     };
                     if recovered {
                         self.degraded.store(false, Ordering::SeqCst);
+                        if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
+                            recovery.recovered();
+                        }
                         tracing::info!("storage works again; accepting writes");
                     }
                 }
@@ -327,6 +333,7 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
             attempts,
             lease_until,
             at,
+            ..
         } => {
             tx.prepare_cached(
                 "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4,
@@ -372,6 +379,7 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
             result,
             error,
             at,
+            ..
         } => {
             tx.prepare_cached(
                 "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5,
@@ -391,12 +399,16 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
             attempts,
             seq,
             error,
+            cause,
             at,
             ..
         } => {
+            // A manual retry runs now, whatever delay the task had.
+            let keep_run_at = *cause != RequeueCause::ManualRetry;
             tx.prepare_cached(
                 "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
-                    seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL
+                    seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL,
+                    run_at = CASE WHEN ?6 THEN run_at ELSE NULL END
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -404,7 +416,8 @@ fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
                 attempts,
                 *seq as i64,
                 error,
-                *at as i64
+                *at as i64,
+                keep_run_at
             ])?;
         }
         Change::TasksPruned { ids } => {
