@@ -39,6 +39,7 @@ fn main() {
                         retry_backoff_ms: args.retry_backoff.as_millis() as u64,
                     },
                     heartbeat_ttl: args.heartbeat_ttl,
+                    clock: vapora::daemon::clock::Clock::System,
                 },
             };
             match daemon::run(options) {

@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use super::shutdown::Phase;
 use super::state::AppState;
-use crate::protocol::types::now_millis;
 
 /// After a failed pass (storage failing), wait at least this long before the next one.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
+/// Runs the timer until the daemon stops.
 pub async fn run(state: Arc<AppState>) {
     loop {
         let wait = state
             .arm_timer()
-            .map(|at| Duration::from_millis(at.saturating_sub(now_millis())));
+            .map(|at| Duration::from_millis(at.saturating_sub(state.clock.now())));
         let sleep = async {
             match wait {
                 Some(wait) => tokio::time::sleep(wait).await,

@@ -5,6 +5,7 @@
 //! socket, lets in-flight requests finish and exits.
 
 pub mod change;
+pub mod clock;
 mod connection;
 pub mod datadir;
 mod events;

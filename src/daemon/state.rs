@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
 use super::change::Change;
+use super::clock::Clock;
 use super::events::Events;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
@@ -29,7 +30,6 @@ use super::store::{Ack, Recovery, Snapshot, Store, StoreError, Ticket};
 use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
 use crate::protocol::limits::{self, MAX_BATCH, MAX_TASKS_LIMIT};
 use crate::protocol::response::TaskCounters;
-use crate::protocol::types::now_millis;
 use crate::protocol::{
     Agent, AgentStatus, DaemonInfo, ErrorBody, ErrorKind, MetricsSnapshot, Millis, NewTask, Task,
     TaskFilter, TaskId,
@@ -91,6 +91,8 @@ pub struct AppState {
     /// Heartbeats before this time count as at this time: agents could not report while
     /// the daemon was down (start-up) or refused writes (storage recovery).
     silence_grace_from: AtomicU64,
+    /// Where every timestamp and deadline comes from.
+    pub clock: Clock,
     socket: String,
 }
 
@@ -99,6 +101,7 @@ pub struct AppState {
 pub struct Lifecycle {
     pub policy: Policy,
     pub heartbeat_ttl: Duration,
+    pub clock: Clock,
 }
 
 /// The result of a claim request.
@@ -190,7 +193,7 @@ impl AppState {
         let metrics = Metrics::default();
         metrics.add_counters(&snapshot.counters);
         snapshot.tasks.set_policy(lifecycle.policy);
-        snapshot.tasks.grant_missing_leases(now_millis());
+        snapshot.tasks.grant_missing_leases(lifecycle.clock.now());
         Arc::new(AppState {
             registry: RwLock::new(snapshot.registry),
             queue: Mutex::new(QueueState {
@@ -207,7 +210,8 @@ impl AppState {
             timer: Notify::new(),
             armed: AtomicU64::new(u64::MAX),
             started: Instant::now(),
-            silence_grace_from: AtomicU64::new(now_millis()),
+            silence_grace_from: AtomicU64::new(lifecycle.clock.now()),
+            clock: lifecycle.clock,
             socket,
         })
     }
@@ -281,7 +285,7 @@ impl AppState {
         let registry = self.registry_read();
         let mut queue = self.queue_lock();
         self.refuse_if_degraded()?;
-        let now = now_millis();
+        let now = self.clock.now();
         let mut changes = Vec::new();
         let value = f(&registry, &mut queue, now, &mut changes)?;
         Ok(self.submit(&registry, &mut queue, now, value, changes))
@@ -295,7 +299,7 @@ impl AppState {
         let mut registry = self.registry_write();
         let mut queue = self.queue_lock();
         self.refuse_if_degraded()?;
-        let now = now_millis();
+        let now = self.clock.now();
         let mut changes = Vec::new();
         let value = f(&mut registry, &mut queue, now, &mut changes)?;
         Ok(self.submit(&registry, &mut queue, now, value, changes))
@@ -760,7 +764,7 @@ impl Recovery for AppState {
     fn recovered(&self) {
         // While writes were refused, agents could neither heartbeat nor finish: give them
         // back the time they lost instead of expiring everything at once.
-        let now = now_millis();
+        let now = self.clock.now();
         self.silence_grace_from.store(now, Ordering::SeqCst);
         self.queue_lock().tasks.extend_all_leases(now);
         self.timer.notify_one();
@@ -800,7 +804,7 @@ impl Recovery for AppState {
         snapshot.tasks.set_policy(queue.tasks.policy());
         *registry = snapshot.registry;
         queue.tasks = snapshot.tasks;
-        queue.tasks.grant_missing_leases(now_millis());
+        queue.tasks.grant_missing_leases(self.clock.now());
         // Waiters look again, at the restored state; the timer re-arms for its deadlines.
         queue.watchers = TaskWatchers::default();
         self.timer.notify_one();
