@@ -234,6 +234,10 @@ fn dependency_chains_run_in_order_and_failures_cancel_dependents() {
     );
     assert_eq!(d.run(&["task", "wait", &grandchild.to_string()]).code, 1);
 
+    let late = d.run(&["task", "add", "too late", "--after", &parent.to_string()]);
+    assert!(late.ok().parse::<u64>().is_ok());
+    assert!(late.stderr.contains("added cancelled"), "{late:?}");
+
     let unknown = d.run(&["task", "add", "orphan", "--after", "9999"]);
     assert_eq!(unknown.code, 4, "{unknown:?}");
 }

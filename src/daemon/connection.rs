@@ -186,7 +186,11 @@ impl Connection {
             }
             self.queue_answer(id, Ok(Response::Event(event)));
             if events.is_empty() || self.outbuf.len() >= FLUSH_THRESHOLD {
-                self.flush().await?;
+                // A reader that stopped reading must not hold up a shutdown.
+                tokio::select! {
+                    flushed = self.flush() => flushed?,
+                    () = state.shutdown.reached(Phase::Stopping) => return Ok(()),
+                }
             }
         }
         self.flush().await

@@ -130,6 +130,15 @@ fn add(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     let id = *ids
         .first()
         .ok_or_else(|| CliError::new(FAILURE, "the daemon returned no id"))?;
+    if !args.after.is_empty() && !session.quiet {
+        // A dependency that already failed cancels the new task at once: say so.
+        if let Response::Task(task) = session.call(Request::GetTask { id })?
+            && task.status == TaskStatus::Cancelled
+        {
+            let reason = task.error.unwrap_or_default();
+            eprintln!("vapora: task {id} was added cancelled: {reason}");
+        }
+    }
     if session.json {
         output::json(&json!({ "id": id }))?;
     } else {
