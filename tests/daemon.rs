@@ -77,7 +77,7 @@ fn shutdown_wakes_parked_clients_with_a_clear_error() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(&d, |m| {
+    common::wait_for_metrics(&d, "the claimer parked and the waiter connected", |m| {
         m["parked_claims"] == 1 && m["connections_open"].as_u64() >= Some(3)
     });
     assert_eq!(d.terminate().code(), Some(0));
@@ -86,14 +86,6 @@ fn shutdown_wakes_parked_clients_with_a_clear_error() {
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("shutting down"), "{stderr}");
-    }
-}
-
-fn wait_until(d: &TestDaemon, ready: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !ready(&d.run(&["metrics", "--json"]).json()) {
-        assert!(std::time::Instant::now() < deadline, "condition never met");
-        std::thread::yield_now();
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestDaemon;
 use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME};
@@ -14,21 +14,11 @@ use vapora::protocol::{Request, RequestFrame, Response, ResponseFrame};
 
 /// Blocks until `count` subscriptions have been accepted by the daemon.
 fn wait_subscribed(d: &TestDaemon, count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = d.run(&["metrics", "--json"]).json();
-        let subscribed = m["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["kind"] == "subscribe")
-            .map_or(0, |r| r["count"].as_u64().unwrap());
-        if subscribed >= count {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the subscriber never subscribed");
-        std::thread::yield_now();
-    }
+    common::wait_for_metrics(d, "the subscription", |m| {
+        let requests = m["requests"].as_array().unwrap();
+        let subscribe = requests.iter().find(|r| r["kind"] == "subscribe");
+        subscribe.is_some_and(|r| r["count"].as_u64().unwrap() >= count)
+    });
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestDaemon, XorShift};
 use vapora::client::connection::Client;
-use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
+use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME};
 use vapora::protocol::handshake::{Hello, MAGIC, Welcome};
 use vapora::protocol::{ErrorKind, Request, RequestFrame, Response, ResponseFrame};
 
@@ -258,24 +258,4 @@ fn silent_client_is_dropped_after_the_handshake_timeout() {
         "closed too early"
     );
     d.run(&["ping"]).ok();
-}
-
-#[test]
-fn header_len_is_four_bytes_big_endian() {
-    // The wire format the README documents.
-    let mut out = Vec::new();
-    codec::encode_frame(
-        &mut out,
-        &RequestFrame {
-            id: 1,
-            request: Request::Ping,
-        },
-        1024,
-    )
-    .unwrap();
-    assert_eq!(HEADER_LEN, 4);
-    assert_eq!(
-        u32::from_be_bytes(out[..4].try_into().unwrap()) as usize,
-        out.len() - 4
-    );
 }

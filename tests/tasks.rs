@@ -371,21 +371,9 @@ fn wait_is_woken_when_the_task_finishes() {
     assert_eq!(task["result"], "finished");
 }
 
-/// Blocks until the daemon's metric `name` reaches at least `value`, so a test knows that
-/// a blocking client has connected or parked before it acts.
-pub fn wait_for_metric(d: &TestDaemon, name: &str, value: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let metrics = d.run(&["metrics", "--json"]).json();
-        if metrics[name].as_u64().unwrap() >= value {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never reached {value}"
-        );
-        std::thread::yield_now();
-    }
+/// Blocks until the daemon's metric `name` reaches at least `value`.
+fn wait_for_metric(d: &TestDaemon, name: &str, value: u64) {
+    common::wait_for_metrics(d, name, |m| m[name].as_u64().unwrap() >= value);
 }
 
 #[test]
@@ -480,18 +468,9 @@ fn killed_parked_claimer_does_not_take_the_task() {
 }
 
 fn wait_for_connections_at_most(d: &TestDaemon, open: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let metrics = d.run(&["metrics", "--json"]).json();
-        if metrics["connections_open"].as_u64().unwrap() <= open {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connection never closed"
-        );
-        std::thread::yield_now();
-    }
+    common::wait_for_metrics(d, "the connection closing", |m| {
+        m["connections_open"].as_u64().unwrap() <= open
+    });
 }
 
 #[test]

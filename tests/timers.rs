@@ -60,6 +60,17 @@ impl Daemon {
         }
     }
 
+    /// Registers agent w1 and has it claim a new task.
+    async fn running_on_w1(&self) -> u64 {
+        self.state
+            .register_agent("w1".into(), vec![], 1)
+            .await
+            .unwrap();
+        let id = self.add(NewTask::new("t")).await;
+        assert_eq!(self.claim("w1").await, id);
+        id
+    }
+
     async fn after(&self, elapsed: Duration) {
         advance(elapsed).await;
         self.state.fire_due().await.unwrap();
@@ -73,12 +84,7 @@ impl Daemon {
 #[tokio::test(start_paused = true)]
 async fn a_lease_runs_out_exactly_at_its_end() {
     let d = daemon().await;
-    d.state
-        .register_agent("w1".into(), vec![], 1)
-        .await
-        .unwrap();
-    let id = d.add(NewTask::new("t")).await;
-    d.claim("w1").await;
+    let id = d.running_on_w1().await;
     // Keep the agent itself alive; only the lease is tested here.
     for _ in 0..9 {
         d.after(Duration::from_secs(30) - Duration::from_millis(1))
@@ -106,12 +112,7 @@ async fn a_lease_runs_out_exactly_at_its_end() {
 #[tokio::test(start_paused = true)]
 async fn heartbeats_renew_leases() {
     let d = daemon().await;
-    d.state
-        .register_agent("w1".into(), vec![], 1)
-        .await
-        .unwrap();
-    let id = d.add(NewTask::new("t")).await;
-    d.claim("w1").await;
+    let id = d.running_on_w1().await;
     for _ in 0..20 {
         d.after(Duration::from_secs(50)).await;
         d.state.heartbeat("w1".into()).await.unwrap();
@@ -128,12 +129,7 @@ async fn heartbeats_renew_leases() {
 #[tokio::test(start_paused = true)]
 async fn a_silent_agent_goes_offline_after_its_ttl() {
     let d = daemon().await;
-    d.state
-        .register_agent("w1".into(), vec![], 1)
-        .await
-        .unwrap();
-    let id = d.add(NewTask::new("t")).await;
-    d.claim("w1").await;
+    let id = d.running_on_w1().await;
     d.after(TTL - Duration::from_millis(1)).await;
     assert_eq!(d.status(id), TaskStatus::Running);
     d.after(Duration::from_millis(1)).await;
@@ -152,12 +148,7 @@ async fn a_silent_agent_goes_offline_after_its_ttl() {
 #[tokio::test(start_paused = true)]
 async fn a_failure_waits_out_its_backoff() {
     let d = daemon().await;
-    d.state
-        .register_agent("w1".into(), vec![], 1)
-        .await
-        .unwrap();
-    let id = d.add(NewTask::new("t")).await;
-    d.claim("w1").await;
+    let id = d.running_on_w1().await;
     let failed = d
         .state
         .fail(id, Some("boom".into()), true, None)

@@ -260,3 +260,16 @@ impl XorShift {
         self.0
     }
 }
+
+/// Blocks (at most 10 s) until the daemon's metrics satisfy `ready`: how a test knows that a
+/// blocking client has connected, parked, subscribed or left before it acts.
+pub fn wait_for_metrics(d: &TestDaemon, what: &str, ready: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready(&d.run(&["metrics", "--json"]).json()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::yield_now();
+    }
+}
