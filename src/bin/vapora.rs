@@ -26,6 +26,9 @@ fn main() {
                 socket,
                 default_socket,
                 max_frame: args.max_frame,
+                socket_mode: args.socket_mode,
+                allow_group: args.allow_group.clone(),
+                max_connections: args.max_connections,
                 data_dir,
                 sync: if args.sync == "full" {
                     vapora::daemon::store::SyncMode::Full

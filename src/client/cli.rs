@@ -74,6 +74,16 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::codec::DEFAULT_MAX_FRAME,
           value_parser = parse_max_frame)]
     pub max_frame: usize,
+    /// Permission bits of the socket, in octal. Widen to 660 with --allow-group (and a
+    /// socket directory the group can enter).
+    #[arg(long, value_name = "MODE", default_value = "600", value_parser = parse_mode)]
+    pub socket_mode: u32,
+    /// Also accept clients in this group (as primary or supplementary group).
+    #[arg(long, value_name = "GROUP")]
+    pub allow_group: Option<String>,
+    /// Open connections beyond this are refused ("too many connections").
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora].
     #[arg(long, env = "VAPORA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -284,6 +294,15 @@ fn parse_max_frame(text: &str) -> Result<usize, String> {
         Ok(n) if (MIN_MAX_FRAME..=max).contains(&n) => Ok(n),
         _ => Err(format!(
             "expected a number of bytes from {MIN_MAX_FRAME} to {max}"
+        )),
+    }
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        _ => Err(format!(
+            "'{text}' is not a socket mode: octal, at most 777, and the owner needs 6 (e.g. 600, 660)"
         )),
     }
 }

@@ -219,12 +219,18 @@ impl Client {
         }
         let result = (&self.reader.get_ref().0).write_all(&self.out);
         self.out.clear();
-        result.map_err(|e| {
-            CliError::new(
-                UNREACHABLE,
-                format!("lost the connection to the daemon: {e}"),
-            )
-        })
+        let Err(e) = result else {
+            return Ok(());
+        };
+        // A daemon that refuses a client answers the handshake and closes at once, maybe
+        // before our first write is through: its reason is still there to read.
+        if self.welcome_pending {
+            self.check_welcome()?;
+        }
+        Err(CliError::new(
+            UNREACHABLE,
+            format!("lost the connection to the daemon: {e}"),
+        ))
     }
 
     fn receive<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, CliError> {

@@ -17,10 +17,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use interprocess::local_socket::traits::StreamCommon;
 use interprocess::os::unix::uds_local_socket::tokio::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::{Access, Peer};
 use super::events;
 use super::handlers;
 use super::shutdown::Phase;
@@ -37,15 +39,28 @@ const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// How long a `shutdown` request waits for the socket to disappear before closing.
 const SHUTDOWN_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn serve(stream: Stream, state: Arc<AppState>, max_frame: usize) {
+/// What decides whether a new connection is served.
+pub struct Admission {
+    pub access: Arc<Access>,
+    pub max_frame: usize,
+    /// The daemon already has its maximum of open connections.
+    pub over_capacity: bool,
+}
+
+pub async fn serve(stream: Stream, state: Arc<AppState>, admission: Admission) {
     state.metrics.connection_opened();
     let mut connection = Connection {
         stream,
         inbuf: Vec::new(),
         outbuf: Vec::new(),
-        max_frame,
+        max_frame: admission.max_frame,
     };
-    if let Err(e) = connection.run(&state).await {
+    let served = match connection.refusal(&admission) {
+        // Refused before anything the client sent is read.
+        Some(reason) => connection.answer_handshake(refusal(&reason)).await,
+        None => connection.run(&state).await,
+    };
+    if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended with an error");
     }
     state.metrics.connection_closed();
@@ -67,6 +82,33 @@ enum Incoming {
 }
 
 impl Connection {
+    /// Why this connection may not be served, if it may not.
+    fn refusal(&self, admission: &Admission) -> Option<String> {
+        let peer = match self.stream.peer_creds() {
+            Ok(creds) => Peer {
+                uid: creds.euid().unwrap_or(u32::MAX),
+                gid: creds.egid().unwrap_or(u32::MAX),
+                pid: creds.pid(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a client's credentials; refusing it");
+                return Some("permission denied: the daemon cannot tell who you are".into());
+            }
+        };
+        if !admission.access.allows(&peer) {
+            tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a client without permission");
+            return Some(format!(
+                "permission denied: uid {} may not use this daemon (permission_denied)",
+                peer.uid
+            ));
+        }
+        if admission.over_capacity {
+            tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a client: too many connections");
+            return Some("too many connections; try again later (unavailable)".into());
+        }
+        None
+    }
+
     async fn run(&mut self, state: &Arc<AppState>) -> io::Result<()> {
         if !self.handshake().await? {
             return Ok(());

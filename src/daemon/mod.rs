@@ -4,6 +4,7 @@
 //! requested (SIGINT, SIGTERM or the `shutdown` request), then stops accepting, removes the
 //! socket, lets in-flight requests finish and exits.
 
+pub mod auth;
 pub mod change;
 pub mod clock;
 mod connection;
@@ -46,6 +47,12 @@ pub struct DaemonOptions {
     /// Whether `socket` is the default path, whose directory must be private to this user.
     pub default_socket: bool,
     pub max_frame: usize,
+    /// Permission bits of the socket file (0o600 unless a group is let in).
+    pub socket_mode: u32,
+    /// Who besides the daemon's user and root may connect.
+    pub allow_group: Option<String>,
+    /// Open connections beyond this are told so and closed.
+    pub max_connections: usize,
     /// Where `vapora.db` and the lock file live.
     pub data_dir: PathBuf,
     pub sync: store::SyncMode,
@@ -64,11 +71,12 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
+    let access = Arc::new(auth::Access::new(options.allow_group.as_deref())?);
     let _lock = datadir::lock(&options.data_dir)?;
     let db_path = options.data_dir.join("vapora.db");
     let (store, snapshot, writer) = store::Store::open(&db_path, options.sync)
         .with_context(|| format!("cannot open {}", db_path.display()))?;
-    let listener = socket::bind(&options.socket, options.default_socket)?;
+    let listener = socket::bind(&options.socket, options.default_socket, options.socket_mode)?;
     let state = AppState::new(
         options.socket.display().to_string(),
         snapshot,
@@ -104,7 +112,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         tokio::select! {
             accepted = interprocess::local_socket::traits::tokio::Listener::accept(&listener) => match accepted {
                 Ok(stream) => {
-                    connections.spawn(connection::serve(stream, Arc::clone(&state), options.max_frame));
+                    let limits = connection::Admission {
+                        access: Arc::clone(&access),
+                        max_frame: options.max_frame,
+                        over_capacity: connections.len() >= options.max_connections,
+                    };
+                    connections.spawn(connection::serve(stream, Arc::clone(&state), limits));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off briefly instead of spinning on the error.

@@ -2,7 +2,7 @@
 //! refusing to start beside a live one.
 
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -11,17 +11,18 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use interprocess::os::unix::uds_local_socket::tokio::Listener;
 
-/// Binds `path` with mode 0600. The returned listener removes the socket file when dropped.
-pub fn bind(path: &Path, private_dir: bool) -> anyhow::Result<Listener> {
+/// Binds `path` with permission bits `mode`. The returned listener removes the socket file
+/// when dropped.
+pub fn bind(path: &Path, private_dir: bool, mode: u32) -> anyhow::Result<Listener> {
     crate::paths::prepare_socket_dir(path, private_dir)
         .with_context(|| format!("cannot prepare the directory of {}", path.display()))?;
     reclaim_stale(path)?;
     let name = path
         .to_fs_name::<GenericFilePath>()
         .with_context(|| format!("invalid socket path {}", path.display()))?;
-    ListenerOptions::new()
+    let listener = ListenerOptions::new()
         .name(name)
-        .mode(0o600)
+        .mode(mode as libc::mode_t)
         .reclaim_name(true)
         .create_tokio_as::<Listener>()
         .map_err(|e| {
@@ -33,7 +34,12 @@ pub fn bind(path: &Path, private_dir: bool) -> anyhow::Result<Listener> {
             } else {
                 anyhow::Error::new(e).context(format!("cannot listen on {}", path.display()))
             }
-        })
+        })?;
+    // The mode given at creation is filtered through the umask; set it exactly. Until then
+    // the file is at most as open as asked (the umask only removes bits).
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(listener)
 }
 
 /// Removes a socket file nobody listens on; refuses if a daemon answers there or if the
