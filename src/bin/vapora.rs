@@ -60,13 +60,19 @@ fn main() {
 }
 
 /// Logs to stderr; `VAPORA_LOG` (e.g. `debug`, `vapora=trace`) sets the level, default info.
+/// Colours only on a terminal; no timestamps when the journal adds its own.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VAPORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    // Under systemd the journal stamps each line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
 }

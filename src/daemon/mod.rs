@@ -21,10 +21,11 @@ mod shutdown;
 mod socket;
 pub mod state;
 pub mod store;
+mod systemd;
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,9 +77,24 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     let db_path = options.data_dir.join("vapora.db");
     let (store, snapshot, writer) = store::Store::open(&db_path, options.sync)
         .with_context(|| format!("cannot open {}", db_path.display()))?;
-    let listener = socket::bind(&options.socket, options.default_socket, options.socket_mode)?;
+    let (listener, socket_path) = match systemd::activated_listener()? {
+        Some(listener) => {
+            let path = listener
+                .inner()
+                .local_addr()
+                .ok()
+                .and_then(|addr| addr.as_pathname().map(Path::to_path_buf))
+                .unwrap_or_else(|| options.socket.clone());
+            tracing::info!(socket = %path.display(), "using the socket systemd passed (--socket ignored)");
+            (listener, path)
+        }
+        None => (
+            socket::bind(&options.socket, options.default_socket, options.socket_mode)?,
+            options.socket.clone(),
+        ),
+    };
     let state = AppState::new(
-        options.socket.display().to_string(),
+        socket_path.display().to_string(),
         snapshot,
         store,
         options.retain,
@@ -99,12 +115,14 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     let retention = tokio::spawn(retention::run(Arc::clone(&state)));
     let lifecycle = tokio::spawn(lifecycle::run(Arc::clone(&state)));
     tracing::info!(
-        socket = %options.socket.display(),
+        socket = %socket_path.display(),
         pid = std::process::id(),
         version = env!("CARGO_PKG_VERSION"),
         "vapora daemon listening"
     );
     signal_ready();
+    systemd::ready(&state);
+    let watchdog = tokio::spawn(systemd::watchdog(Arc::clone(&state)));
     tokio::spawn(stop_on_signals(Arc::clone(&state)));
 
     let mut connections = JoinSet::new();
@@ -130,7 +148,8 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         }
     }
 
-    drop(listener); // removes the socket file
+    systemd::stopping();
+    drop(listener); // removes the socket file (unless systemd owns it)
     state.shutdown.advance(Phase::Closed);
     tracing::info!(
         connections = connections.len(),
@@ -148,6 +167,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         connections.shutdown().await;
     }
     retention.abort();
+    watchdog.abort();
     lifecycle.abort();
     // Everything acknowledged is committed already; this waits for the writer to finish
     // what is queued (e.g. a release whose commit nobody awaited) and stop.
