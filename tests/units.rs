@@ -1,0 +1,48 @@
+//! The systemd units in contrib/systemd pass `systemd-analyze verify` (where it exists),
+//! with ExecStart pointed at the binary under test.
+
+use std::path::Path;
+use std::process::Command;
+
+fn verify(kind: &str, user: bool) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    for unit in ["vapora.service", "vapora.socket"] {
+        let text =
+            std::fs::read_to_string(format!("{root}/contrib/systemd/{kind}/{unit}")).unwrap();
+        let text = text
+            .replace("/usr/local/bin/vapora", env!("CARGO_BIN_EXE_vapora"))
+            .replace("%h/.cargo/bin/vapora", env!("CARGO_BIN_EXE_vapora"));
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let mut command = Command::new("systemd-analyze");
+    if user {
+        command.arg("--user").env("XDG_RUNTIME_DIR", dir.path());
+    }
+    let output = command
+        .arg("verify")
+        .arg(dir.path().join("vapora.service"))
+        .arg(dir.path().join("vapora.socket"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{kind} units: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify() {
+    if !Path::new("/usr/bin/systemd-analyze").exists()
+        && Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        return eprintln!("SKIPPED: systemd-analyze is not installed");
+    }
+    verify("system", false);
+    verify("user", true);
+}
