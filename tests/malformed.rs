@@ -259,3 +259,33 @@ fn silent_client_is_dropped_after_the_handshake_timeout() {
     );
     d.run(&["ping"]).ok();
 }
+
+#[test]
+fn a_half_closed_client_still_gets_its_parked_claim() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let mut stream = connect(&d);
+    handshake(&mut stream);
+    let claim = Request::Claim {
+        agent: "w1".into(),
+        queues: vec![],
+        wait_ms: 30_000,
+    };
+    send(
+        &mut stream,
+        &RequestFrame {
+            id: 9,
+            request: claim,
+        },
+    );
+    // Done writing, still reading: like `printf ... | nc -N`.
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    common::wait_for_metrics(&d, "the parked claim", |m| m["parked_claims"] == 1);
+    let id = d.add(&["for the half-closed claimer"]);
+    let answer: ResponseFrame = receive(&mut stream);
+    assert_eq!(answer.id, 9);
+    match answer.result {
+        Ok(Response::Claimed(Some(task))) => assert_eq!(task.id, id),
+        other => panic!("unexpected {other:?}"),
+    }
+}

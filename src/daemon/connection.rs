@@ -141,10 +141,17 @@ impl Connection {
             if let Request::Subscribe { queue, agent } = request {
                 return self.stream_events(state, id, queue, agent).await;
             }
-            let served = tokio::select! {
-                biased;
-                result = handlers::dispatch(state, request) => Some(result),
-                () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => None,
+            // Only a request that may wait long (a parked claim, a task wait) watches for
+            // the client leaving, so that a claim is withdrawn if its claimer dies. Any
+            // other request ends within a commit and is answered whatever happens.
+            let served = if may_block(&request) {
+                tokio::select! {
+                    biased;
+                    result = handlers::dispatch(state, request) => Some(result),
+                    () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => None,
+                }
+            } else {
+                Some(handlers::dispatch(state, request).await)
             };
             let Some(result) = served else {
                 tracing::debug!(
@@ -364,6 +371,15 @@ fn decode_request(body: &[u8]) -> Result<(u64, Request), (u64, ErrorBody)> {
     Ok((id, request))
 }
 
+/// Whether a request can take long to answer, for reasons other than storage.
+fn may_block(request: &Request) -> bool {
+    match request {
+        Request::Claim { wait_ms, .. } => *wait_ms > 0,
+        Request::Wait { .. } => true,
+        _ => false,
+    }
+}
+
 fn refusal(reason: &str) -> Welcome {
     Welcome {
         magic: MAGIC,
@@ -373,9 +389,10 @@ fn refusal(reason: &str) -> Welcome {
     }
 }
 
-/// Resolves when the client closes its end (or the socket fails). Bytes it pipelines in
-/// the meantime are kept in `inbuf` for later, up to about one frame; beyond that, reading
-/// stops until the current request is answered.
+/// Resolves when the client has gone (or the socket fails). Bytes it pipelines in the
+/// meantime are kept in `inbuf` for later, up to about one frame; beyond that, reading
+/// stops until the current request is answered. A client that only shut down its writing
+/// side has not gone: it is waiting for its answers.
 async fn client_gone(stream: &Stream, inbuf: &mut Vec<u8>, max_frame: usize) {
     let mut reader = stream;
     loop {
@@ -384,7 +401,15 @@ async fn client_gone(stream: &Stream, inbuf: &mut Vec<u8>, max_frame: usize) {
         }
         inbuf.reserve(8 * 1024);
         match reader.read_buf(inbuf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) => {
+                // End of its writing. Gone only if it cannot read our answer either.
+                let ready = stream.inner().ready(tokio::io::Interest::WRITABLE).await;
+                if ready.is_ok_and(|ready| !ready.is_write_closed()) {
+                    return pending().await;
+                }
+                return;
+            }
+            Err(_) => return,
             Ok(_) => {}
         }
     }
