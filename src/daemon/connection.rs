@@ -7,9 +7,10 @@
 //! answered with its id (when readable) and the connection carries on, since the framing
 //! is still intact.
 //!
-//! While a request is being served (a parked claim may take minutes), the connection keeps
-//! reading: end of stream means the client left, and the request is dropped, which for a
-//! parked claim withdraws it from the line.
+//! While a request that can wait is being served (a parked claim may take minutes), the
+//! connection keeps reading: a client that closed its end left, and the request is dropped,
+//! which for a parked claim withdraws it from the line. A client that only shut down its
+//! writing side is still waiting for its answers and gets them.
 
 use std::future::pending;
 use std::io;
