@@ -519,7 +519,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --max-frame --socket-mode --allow-group --max-connections --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --socket --json --quiet --no-autostart --help"
+            opts="-q -h --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -534,6 +534,14 @@ _vapora() {
                     return 0
                     ;;
                 --allow-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --handshake-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

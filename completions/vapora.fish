@@ -42,6 +42,9 @@ complete -c vapora -n "__fish_vapora_needs_command" -f -a "help" -d 'Print this 
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (4 MiB to the 16 MiB default: a frame must hold the largest task)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket-mode -d 'Permission bits of the socket, in octal. Widen to 660 with --allow-group (and a socket directory the group can enter)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l allow-group -d 'Also accept clients in this group (as primary or supplementary group)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l log-format -d 'Log lines as text or as JSON objects (for log shippers)' -r -f -a "text\t''
+json\t''"
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l handshake-timeout -d 'Seconds a client has to send its handshake before it is dropped' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-connections -d 'Open connections beyond this are refused ("too many connections")' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l data-dir -d 'Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora]' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l sync -d 'normal: an acknowledged change survives the daemon being killed; full: also a power loss (fsync on every commit)' -r -f -a "normal\t''

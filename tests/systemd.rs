@@ -106,3 +106,15 @@ fn socket_activation_readiness_watchdog_and_stopping() {
     );
     drop(listener);
 }
+
+#[test]
+fn json_logs_for_log_shippers() {
+    let d = common::TestDaemon::start_with(&["--log-format", "json"]);
+    d.run(&["ping"]).ok();
+    let log = d.log_text();
+    let first = log.lines().next().expect("the daemon logged nothing");
+    let line: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(line["level"], "INFO");
+    assert!(line["fields"]["message"].is_string(), "{line}");
+}

@@ -9,7 +9,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Daemon(ref args) => {
-            init_logging();
+            init_logging(args.log_format == "json");
             let (socket, default_socket) = match &cli.socket {
                 Some(path) => (path.clone(), false),
                 None => (vapora::paths::default_socket_path(), true),
@@ -29,6 +29,7 @@ fn main() {
                 socket_mode: args.socket_mode,
                 allow_group: args.allow_group.clone(),
                 max_connections: args.max_connections,
+                handshake_timeout: args.handshake_timeout,
                 data_dir,
                 sync: if args.sync == "full" {
                     vapora::daemon::store::SyncMode::Full
@@ -61,10 +62,18 @@ fn main() {
 
 /// Logs to stderr; `VAPORA_LOG` (e.g. `debug`, `vapora=trace`) sets the level, default info.
 /// Colours only on a terminal; no timestamps when the journal adds its own.
-fn init_logging() {
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VAPORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

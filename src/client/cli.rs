@@ -81,6 +81,12 @@ pub struct DaemonArgs {
     /// Also accept clients in this group (as primary or supplementary group).
     #[arg(long, value_name = "GROUP")]
     pub allow_group: Option<String>,
+    /// Log lines as text or as JSON objects (for log shippers).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Seconds a client has to send its handshake before it is dropped.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_positive_duration)]
+    pub handshake_timeout: Duration,
     /// Open connections beyond this are refused ("too many connections").
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,

@@ -33,8 +33,6 @@ use crate::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSIO
 use crate::protocol::types::now_millis;
 use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame};
 
-/// A client that connects and says nothing is dropped after this long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Buffered answers are written once they reach this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// How long a `shutdown` request waits for the socket to disappear before closing.
@@ -44,6 +42,7 @@ const SHUTDOWN_CLOSE_WAIT: Duration = Duration::from_secs(10);
 pub struct Admission {
     pub access: Arc<Access>,
     pub max_frame: usize,
+    pub handshake_timeout: Duration,
     /// The daemon already has its maximum of open connections.
     pub over_capacity: bool,
 }
@@ -59,7 +58,7 @@ pub async fn serve(stream: Stream, state: Arc<AppState>, admission: Admission) {
     let served = match connection.refusal(&admission) {
         // Refused before anything the client sent is read.
         Some(reason) => connection.answer_handshake(refusal(&reason)).await,
-        None => connection.run(&state).await,
+        None => connection.run(&state, admission.handshake_timeout).await,
     };
     if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -110,8 +109,8 @@ impl Connection {
         None
     }
 
-    async fn run(&mut self, state: &Arc<AppState>) -> io::Result<()> {
-        if !self.handshake().await? {
+    async fn run(&mut self, state: &Arc<AppState>, handshake_timeout: Duration) -> io::Result<()> {
+        if !self.handshake(handshake_timeout).await? {
             return Ok(());
         }
         loop {
@@ -248,8 +247,8 @@ impl Connection {
 
     /// Reads the client's `Hello` and answers it. `Ok(false)`: the client was refused or
     /// went away.
-    async fn handshake(&mut self) -> io::Result<bool> {
-        let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.read_frame()).await;
+    async fn handshake(&mut self, timeout: Duration) -> io::Result<bool> {
+        let read = tokio::time::timeout(timeout, self.read_frame()).await;
         let range = match read {
             Err(_elapsed) => {
                 tracing::debug!("client sent no handshake in time; dropping it");

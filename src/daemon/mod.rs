@@ -54,6 +54,8 @@ pub struct DaemonOptions {
     pub allow_group: Option<String>,
     /// Open connections beyond this are told so and closed.
     pub max_connections: usize,
+    /// How long a client has to send its handshake.
+    pub handshake_timeout: Duration,
     /// Where `vapora.db` and the lock file live.
     pub data_dir: PathBuf,
     pub sync: store::SyncMode,
@@ -133,6 +135,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
                     let limits = connection::Admission {
                         access: Arc::clone(&access),
                         max_frame: options.max_frame,
+                        handshake_timeout: options.handshake_timeout,
                         over_capacity: connections.len() >= options.max_connections,
                     };
                     connections.spawn(connection::serve(stream, Arc::clone(&state), limits));
