@@ -649,9 +649,12 @@ impl TaskQueue {
     }
 
     /// Tasks matching `filter`, in id order.
-    pub fn list(&self, filter: &TaskFilter) -> Vec<Task> {
+    /// Stops (with an error naming how many fitted) once the tasks' size passes
+    /// `byte_budget`, so that no request makes the daemon copy more than a frame's worth.
+    pub fn list(&self, filter: &TaskFilter, byte_budget: usize) -> Result<Vec<Task>, ErrorBody> {
         let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
-        self.tasks
+        let matching = self
+            .tasks
             .values()
             .map(|stored| &stored.task)
             .filter(|task| filter.statuses.is_empty() || filter.statuses.contains(&task.status))
@@ -662,9 +665,21 @@ impl TaskQueue {
                     .as_ref()
                     .is_none_or(|a| task.agent.as_ref() == Some(a))
             })
-            .take(limit)
-            .cloned()
-            .collect()
+            .take(limit);
+        let mut tasks = Vec::new();
+        let mut bytes = 0usize;
+        for task in matching {
+            bytes += encoded_size_estimate(task);
+            if bytes > byte_budget {
+                return Err(ErrorBody::invalid(format!(
+                    "the answer would be larger than a frame ({byte_budget} bytes; {} tasks \
+                     fit): ask for fewer with --limit, --status or --queue",
+                    tasks.len()
+                )));
+            }
+            tasks.push(task.clone());
+        }
+        Ok(tasks)
     }
 
     /// Non-zero (queue, status, count) triples.
@@ -991,6 +1006,19 @@ impl TaskQueue {
         let seq = stored.seq;
         self.requeue(id, seq, None, cause, now, changes);
     }
+}
+
+/// About how many bytes a task takes on the wire (a little more, never less).
+pub fn encoded_size_estimate(task: &Task) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    64 + task.title.len()
+        + task.payload.len()
+        + task.queue.len()
+        + text(&task.agent)
+        + text(&task.result)
+        + text(&task.error)
+        + task.requires.iter().map(|r| r.len() + 9).sum::<usize>()
+        + task.after.len() * 10
 }
 
 /// Pops heap heads whose task is no longer queued under that entry's seq.

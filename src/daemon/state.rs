@@ -519,12 +519,19 @@ impl AppState {
                 let mut queue = self.queue_lock();
                 let mut tasks = Vec::with_capacity(ids.len());
                 let mut pending = Vec::new();
+                let mut bytes = 0;
                 for &id in &ids {
-                    let task = queue
+                    let mut task = queue
                         .tasks
                         .get(id)
                         .cloned()
                         .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+                    // Outcomes are what a wait reports: payloads that would not fit in one
+                    // answer are left out rather than copied.
+                    bytes += crate::daemon::queue::encoded_size_estimate(&task);
+                    if bytes > crate::protocol::codec::DEFAULT_MAX_FRAME / 2 {
+                        task.payload.clear();
+                    }
                     if !task.status.is_finished() {
                         pending.push(queue.watchers.watch(id));
                     }
@@ -560,12 +567,8 @@ impl AppState {
                 }
             };
             if !woke {
-                let queue = self.queue_lock();
-                let now: Vec<Task> = ids
-                    .iter()
-                    .filter_map(|&id| queue.tasks.get(id).cloned())
-                    .collect();
-                return Ok((if now.len() == tasks.len() { now } else { tasks }, true));
+                // As of the last look (payloads possibly left out, see above).
+                return Ok((tasks, true));
             }
         }
     }
@@ -626,8 +629,9 @@ impl AppState {
         self.queue_lock().tasks.oldest_finished()
     }
 
-    pub fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
-        self.queue_lock().tasks.list(filter)
+    pub fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, ErrorBody> {
+        let budget = crate::protocol::codec::DEFAULT_MAX_FRAME;
+        self.queue_lock().tasks.list(filter, budget)
     }
 
     pub fn get_task(&self, id: TaskId) -> Result<Task, ErrorBody> {

@@ -11,7 +11,7 @@ pub async fn add(state: &Arc<AppState>, tasks: Vec<NewTask>) -> Result<Response,
 }
 
 pub fn list(state: &Arc<AppState>, filter: TaskFilter) -> Result<Response, ErrorBody> {
-    Ok(Response::Tasks(state.list_tasks(&filter)))
+    state.list_tasks(&filter).map(Response::Tasks)
 }
 
 pub fn get(state: &Arc<AppState>, id: TaskId) -> Result<Response, ErrorBody> {
