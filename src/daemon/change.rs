@@ -1,9 +1,9 @@
 //! `Change`: one small, self-contained description of a state change.
 //!
 //! Every mutation of the daemon's state is described as a list of these, produced under the
-//! locks and handed on after they are released. They are the seam for everything that must
-//! follow a change without being written into every handler: metrics counters and task
-//! watchers today; the durable store and the event stream later.
+//! locks and submitted to the store in the order they were applied. They are the seam for
+//! everything that must follow a change without being written into every handler: the
+//! durable store writes them, and once committed they become counters and events.
 
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{Millis, Task, TaskId, TaskStatus};
