@@ -6,7 +6,6 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,18 +53,8 @@ fn socket_activation_readiness_watchdog_and_stopping() {
         .env("WATCHDOG_USEC", "200000")
         .stdin(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only dup2/fcntl between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if fd == 3 {
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(fd, 3) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // systemd passes listening sockets from fd 3 on.
+    vapora::client::autostart::pass_as_fd(&mut command, fd, 3);
     let mut daemon = command.spawn().unwrap();
 
     let ready = expect(&notify, "READY=1");

@@ -50,18 +50,15 @@ pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    let write_fd = std::os::fd::AsRawFd::as_raw_fd(&ready_write);
-    // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
+    pass_as_fd(
+        &mut command,
+        std::os::fd::AsRawFd::as_raw_fd(&ready_write),
+        CHILD_READY_FD,
+    );
+    // SAFETY: setsid is async-signal-safe; it gives the daemon its own session.
     unsafe {
-        command.pre_exec(move || {
+        command.pre_exec(|| {
             libc::setsid();
-            if write_fd == CHILD_READY_FD {
-                // dup2 onto itself would keep close-on-exec set.
-                let flags = libc::fcntl(write_fd, libc::F_GETFD);
-                libc::fcntl(write_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(write_fd, CHILD_READY_FD) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
             Ok(())
         });
     }
@@ -88,6 +85,24 @@ pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
             log_path.display()
         ),
     })
+}
+
+/// Makes the child see descriptor `fd` (of the parent) as `target`, left open across exec
+/// (the way a daemon receives its ready pipe, or systemd's socket on fd 3).
+pub fn pass_as_fd(command: &mut Command, fd: RawFd, target: RawFd) {
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == target {
+                // dup2 onto itself would keep close-on-exec set.
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(fd, target) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
@@ -223,18 +222,7 @@ pub fn spawn_ready(socket: &Path, log: &Path, args: &[&str]) -> Result<Child, St
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file);
-    // SAFETY: dup2/fcntl only, between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if write_fd == 3 {
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(write_fd, 3) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    vapora::client::autostart::pass_as_fd(&mut command, write_fd, 3);
     let mut child = command.spawn().unwrap();
     drop(write_end);
     let mut line = String::new();
