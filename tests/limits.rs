@@ -37,7 +37,7 @@ fn an_oversized_batch_is_refused_whole() {
 }
 
 #[test]
-fn a_list_larger_than_a_frame_is_refused_without_copying_it() {
+fn a_list_larger_than_a_frame_is_refused() {
     let d = TestDaemon::start();
     // 20 tasks of 1 MiB: more than a 16 MiB answer.
     let payload = "x".repeat(MAX_TEXT_BYTES - 100);
