@@ -7,7 +7,9 @@
 //! - [`client`]: the synchronous command-line client: argument parsing, the connection,
 //!   autostart, commands and output.
 //! - [`paths`]: where the socket lives.
+//! - [`bench`]: the `vapora-bench` tool's scenarios (not used by `vapora` itself).
 
+pub mod bench;
 pub mod client;
 pub mod daemon;
 pub mod paths;

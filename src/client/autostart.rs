@@ -11,7 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::daemon::READY_FD_ENV;
@@ -39,22 +39,15 @@ pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot open the daemon log {}: {e}", log_path.display()))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the vapora binary: {e}"))?;
-    let (ready_read, ready_write) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
 
     let mut command = Command::new(exe);
     command
         .arg("daemon")
         .arg("--socket")
         .arg(socket)
-        .env(READY_FD_ENV, CHILD_READY_FD.to_string())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    pass_as_fd(
-        &mut command,
-        std::os::fd::AsRawFd::as_raw_fd(&ready_write),
-        CHILD_READY_FD,
-    );
     // SAFETY: setsid is async-signal-safe; it gives the daemon its own session.
     unsafe {
         command.pre_exec(|| {
@@ -62,29 +55,58 @@ pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    drop(ready_write);
-
-    let outcome = wait_readable(&ready_read, READY_TIMEOUT);
-    let mut pipe = File::from(ready_read);
-    let mut line = String::new();
-    let ready = outcome && pipe.read_to_string(&mut line).is_ok() && line.starts_with("ready");
-    if ready {
-        return Ok(());
-    }
-    let status = child.try_wait().ok().flatten();
-    Err(match status {
-        Some(status) => format!(
+    match spawn_until_ready(&mut command, READY_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(NotReady::Spawn(e)) => Err(format!("cannot start the daemon: {e}")),
+        Err(NotReady::Exited(status)) => Err(format!(
             "the daemon exited ({status}) before it was ready; see {}",
             log_path.display()
-        ),
-        None => format!(
+        )),
+        Err(NotReady::Timeout(_)) => Err(format!(
             "the daemon did not become ready within {READY_TIMEOUT:?}; see {}",
             log_path.display()
-        ),
-    })
+        )),
+    }
+}
+
+/// Why a daemon started by [`spawn_until_ready`] is not ready.
+#[derive(Debug)]
+pub enum NotReady {
+    Spawn(std::io::Error),
+    /// It exited (or closed the pipe) first.
+    Exited(ExitStatus),
+    /// It still runs: the caller decides whether to kill it.
+    Timeout(Child),
+}
+
+/// Spawns `command` (a `vapora daemon ...`) with a ready pipe on fd 3 (`VAPORA_READY_FD`)
+/// and blocks, without polling, until the daemon writes its ready line or `timeout` passes.
+/// Used by autostart, the tests and the benchmark tool alike.
+pub fn spawn_until_ready(command: &mut Command, timeout: Duration) -> Result<Child, NotReady> {
+    let (ready_read, ready_write) = pipe().map_err(NotReady::Spawn)?;
+    command.env(READY_FD_ENV, CHILD_READY_FD.to_string());
+    pass_as_fd(
+        command,
+        std::os::fd::AsRawFd::as_raw_fd(&ready_write),
+        CHILD_READY_FD,
+    );
+    let mut child = command.spawn().map_err(NotReady::Spawn)?;
+    drop(ready_write);
+
+    let readable = wait_readable(&ready_read, timeout);
+    let mut line = String::new();
+    if readable && File::from(ready_read).read_to_string(&mut line).is_ok() && line.starts_with("ready")
+    {
+        return Ok(child);
+    }
+    if readable {
+        // End of file without the ready line: the daemon is exiting.
+        return Err(match child.wait() {
+            Ok(status) => NotReady::Exited(status),
+            Err(e) => NotReady::Spawn(e),
+        });
+    }
+    Err(NotReady::Timeout(child))
 }
 
 /// Makes the child see descriptor `fd` (of the parent) as `target`, left open across exec

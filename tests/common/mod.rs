@@ -4,11 +4,13 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
+use std::time::Duration;
+
 use tempfile::TempDir;
+use vapora::client::autostart::NotReady;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vapora");
 
@@ -204,36 +206,25 @@ pub fn spawn_ready(socket: &Path, log: &Path, args: &[&str]) -> Result<Child, St
         .append(true)
         .open(log)
         .unwrap();
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: fresh descriptors owned by nobody else.
-    let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let write_fd = write_end.as_raw_fd();
     let mut command = Command::new(BIN);
     command
         .arg("daemon")
         .arg("--socket")
         .arg(socket)
         .args(args)
-        .env("VAPORA_READY_FD", "3")
         .env_remove("VAPORA_SOCKET")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file);
-    vapora::client::autostart::pass_as_fd(&mut command, write_fd, 3);
-    let mut child = command.spawn().unwrap();
-    drop(write_end);
-    let mut line = String::new();
-    use std::io::Read;
-    let _ = std::fs::File::from(read_end).read_to_string(&mut line);
-    if line.starts_with("ready") {
-        Ok(child)
-    } else {
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(std::fs::read_to_string(log).unwrap_or_default())
+    match vapora::client::autostart::spawn_until_ready(&mut command, Duration::from_secs(60)) {
+        Ok(child) => Ok(child),
+        Err(not_ready) => {
+            if let NotReady::Timeout(mut child) = not_ready {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Err(std::fs::read_to_string(log).unwrap_or_default())
+        }
     }
 }
 
