@@ -303,7 +303,7 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let (title, status, requires): (String, String, String) = db
         .query_row(
             "SELECT title, status, requires FROM tasks WHERE id = ?1",
@@ -323,6 +323,14 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
         )
         .unwrap();
     assert_eq!(availability, "active");
+    // The constraints still hold for anyone writing to the file.
+    for (sql, what) in [
+        ("UPDATE tasks SET status = 'bogus'", "a task status"),
+        ("UPDATE agents SET availability = 'bogus'", "an availability"),
+    ] {
+        let refused = db.execute(sql, []).unwrap_err().to_string();
+        assert!(refused.contains("CHECK constraint failed"), "{what}: {refused}");
+    }
     let journal: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -483,5 +491,5 @@ fn a_version_1_database_is_migrated_and_keeps_its_tasks() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Runs vapora-bench and, where installed, the peers a user would otherwise pick — Redis used
+# as a queue (redis-server + redis-benchmark), task-spooler (tsp) and pueue — on this
+# machine in this run, with matching settings, and prints vapora's figures beside theirs.
+#
+#   scripts/bench-compare.sh            # full sizes (a few minutes)
+#   QUICK=1 scripts/bench-compare.sh    # small sizes, to check the script itself
+#
+# Matching settings: every peer on a Unix socket in a private temp dir; Redis with
+# `appendonly yes` and `appendfsync everysec` (its durable-but-not-fsync-per-write mode,
+# closest to vapora's default `--sync normal`); one-shot commands timed by hyperfine with
+# the same options for vapora, tsp and pueue.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -n "${QUICK:-}" ]]; then
+  N=2000 RUNS=30 BULK=20000 LIST=2000 PUEUE_TASKS=200
+else
+  N=100000 RUNS=300 BULK=1000000 LIST=100000 PUEUE_TASKS=2000
+fi
+
+cargo build --release --bins --quiet
+VAPORA=$PWD/target/release/vapora
+BENCH=$PWD/target/release/vapora-bench
+WORK=$(mktemp -d /tmp/bench-compare.XXXXXX)
+cleanup() {
+  [[ -n "${REDIS_PID:-}" ]] && kill "$REDIS_PID" 2>/dev/null || true
+  [[ -n "${PUEUE_CONFIG:-}" ]] && pueue -c "$PUEUE_CONFIG" shutdown >/dev/null 2>&1 || true
+  [[ -n "${TS_SOCKET:-}" ]] && tsp -K >/dev/null 2>&1 || true
+  [[ -n "${VAPORA_PID:-}" ]] && kill "$VAPORA_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+have() { command -v "$1" >/dev/null 2>&1; }
+RESULTS=$WORK/results.tsv   # name <TAB> value <TAB> unit
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; echo "  $1: $2 $3" >&2; }
+
+# Median wall time of a command in milliseconds, by hyperfine (no shell in between).
+median_ms() {
+  hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$WORK/h.json" "$@" >/dev/null 2>&1
+  python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$WORK/h.json"
+}
+
+echo "== machine" >&2
+uname -srm >&2
+grep -m1 "model name" /proc/cpuinfo >&2 || true
+nproc >&2
+
+echo "== vapora (vapora-bench, a fresh daemon per scenario, --sync normal)" >&2
+"$BENCH" --json -c 1,32 -n "$N" --bulk-tasks "$BULK" --list-tasks "$LIST" \
+  --slow-runs 5 ping add add-bulk list >"$WORK/vapora.json"
+python3 - "$WORK/vapora.json" >>"$RESULTS" <<'PY'
+import json, sys
+for row in json.load(open(sys.argv[1])):
+    key = f'vapora {row["scenario"]} {row["setting"]}'
+    if row["scenario"] == "list":
+        print(f'{key}\t{row["p50_us"]/1000:.1f}\tms')
+    else:
+        print(f'{key}\t{row["ops_per_sec"]:.0f}\t{row["unit"]}/s')
+PY
+cat "$RESULTS" >&2
+
+# One-shot commands, all timed the same way by hyperfine.
+if have hyperfine; then
+  mkdir -p "$WORK/vapora"
+  "$VAPORA" daemon --socket "$WORK/vapora/v.sock" --data-dir "$WORK/vapora/data" \
+    >"$WORK/vapora/log" 2>&1 &
+  VAPORA_PID=$!
+  export VAPORA_SOCKET=$WORK/vapora/v.sock VAPORA_NO_AUTOSTART=1
+  until "$VAPORA" ping >/dev/null 2>&1; do sleep 0.05; done
+  record "vapora oneshot task add" "$(median_ms "$VAPORA task add hello")" ms
+  record "/bin/true (process start floor)" "$(median_ms /bin/true)" ms
+
+  if have tsp; then
+    export TS_SOCKET=$WORK/tsp.sock TS_MAXFINISHED=100000 TMPDIR=$WORK
+    tsp -S 1 >/dev/null
+    record "tsp -n true" "$(median_ms 'tsp -n true')" ms
+    tsp -K >/dev/null 2>&1 || true
+    unset TS_SOCKET
+  fi
+
+  if have pueue && have pueued; then
+    PUEUE_CONFIG=$WORK/pueue.yml
+    mkdir -p "$WORK/pueue/data" "$WORK/pueue/run"
+    cat >"$PUEUE_CONFIG" <<YML
+shared:
+  pueue_directory: $WORK/pueue/data
+  runtime_directory: $WORK/pueue/run
+  use_unix_socket: true
+  unix_socket_path: $WORK/pueue/pueue.sock
+YML
+    pueued -c "$PUEUE_CONFIG" >"$WORK/pueue/log" 2>&1 &
+    until pueue -c "$PUEUE_CONFIG" status >/dev/null 2>&1; do sleep 0.05; done
+    # Paused, so that added tasks stay queued as they do in vapora's list scenario.
+    pueue -c "$PUEUE_CONFIG" pause >/dev/null
+    record "pueue add (empty queue)" "$(median_ms "pueue -c $PUEUE_CONFIG add -- true")" ms
+    for ((i = 0; i < PUEUE_TASKS; i++)); do pueue -c "$PUEUE_CONFIG" add -- true >/dev/null; done
+    count=$(pueue -c "$PUEUE_CONFIG" status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')
+    RUNS=$(( RUNS / 10 > 5 ? RUNS / 10 : 5 )) \
+      record "pueue status --json ($count tasks)" "$(median_ms "pueue -c $PUEUE_CONFIG status --json")" ms
+    pueue -c "$PUEUE_CONFIG" shutdown >/dev/null 2>&1 || true
+    unset PUEUE_CONFIG
+  fi
+  kill "$VAPORA_PID"; wait "$VAPORA_PID" 2>/dev/null || true; unset VAPORA_PID
+else
+  echo "hyperfine not installed: one-shot comparisons skipped" >&2
+fi
+
+if have redis-server && have redis-benchmark; then
+  mkdir -p "$WORK/redis"
+  redis-server --port 0 --unixsocket "$WORK/redis/redis.sock" --dir "$WORK/redis" \
+    --appendonly yes --appendfsync everysec --save '' --daemonize no \
+    >"$WORK/redis/log" 2>&1 &
+  REDIS_PID=$!
+  until redis-cli -s "$WORK/redis/redis.sock" ping >/dev/null 2>&1; do sleep 0.05; done
+  lpush() {  # clients pipeline -> requests per second
+    redis-benchmark -s "$WORK/redis/redis.sock" -t lpush -n "$N" -c "$1" -P "$2" --csv 2>/dev/null |
+      python3 -c 'import csv,sys; rows=list(csv.reader(sys.stdin)); print("%.0f" % float(rows[-1][1]))'
+  }
+  record "redis LPUSH c=1" "$(lpush 1 1)" requests/s
+  record "redis LPUSH c=32" "$(lpush 32 1)" requests/s
+  record "redis LPUSH c=50 P=16" "$(lpush 50 16)" requests/s
+  kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; unset REDIS_PID
+else
+  echo "redis-server/redis-benchmark not installed: Redis comparisons skipped" >&2
+fi
+
+echo >&2
+python3 - "$RESULTS" <<'PY'
+import sys
+values = {}
+for line in open(sys.argv[1]):
+    name, value, unit = line.rstrip("\n").split("\t")
+    values[name] = (float(value), unit)
+
+def get(name):
+    return values.get(name, (None, None))[0]
+
+print("| figure | value |")
+print("|---|---|")
+for name, (value, unit) in values.items():
+    print(f"| {name} | {value:,.1f} {unit} |" if value < 100 else f"| {name} | {value:,.0f} {unit} |")
+print()
+# (what, vapora figure, peer figure, higher is better, target ratio)
+comparisons = [
+    ("add c=1 vs redis LPUSH c=1", "vapora add c=1", "redis LPUSH c=1", True, 1.25),
+    ("add c=32 vs redis LPUSH c=32", "vapora add c=32", "redis LPUSH c=32", True, 1.2),
+    ("add-bulk vs redis LPUSH pipelined", "vapora add-bulk c=1 batch=1000", "redis LPUSH c=50 P=16", True, None),
+    ("oneshot add vs tsp -n true", "vapora oneshot task add", "tsp -n true", False, 1.0),
+    ("oneshot add vs pueue add", "vapora oneshot task add", "pueue add (empty queue)", False, None),
+]
+pueue_status = [k for k in values if k.startswith("pueue status")]
+if pueue_status:
+    list_key = [k for k in values if k.startswith("vapora list")]
+    if list_key:
+        comparisons.append((f"{list_key[0]} vs {pueue_status[0]}", list_key[0], pueue_status[0], False, None))
+print("| comparison | vapora | peer | vapora is | target |")
+print("|---|---|---|---|---|")
+for what, ours, theirs, higher_better, target in comparisons:
+    a, b = get(ours), get(theirs)
+    if a is None or b is None:
+        continue
+    ratio = a / b if higher_better else b / a
+    goal = f"≥ {target}×" if target else "-"
+    verdict = "" if not target else (" ✓" if ratio >= target else " ✗")
+    print(f"| {what} | {a:,.1f} | {b:,.1f} | {ratio:.2f}× {'faster' if ratio >= 1 else 'slower'} | {goal}{verdict} |")
+PY
