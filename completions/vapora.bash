@@ -519,7 +519,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --socket --json --quiet --no-autostart --help"
+            opts="-q -h --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -546,6 +546,18 @@ _vapora() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-title)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-payload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-batch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,9 @@ complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l log-format -d '
 json\t''"
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l handshake-timeout -d 'Seconds a client has to send its handshake before it is dropped' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-connections -d 'Open connections beyond this are refused ("too many connections")' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-title -d 'Longest task title accepted, in bytes (at most 65536)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-payload -d 'Longest payload, result or failure reason accepted, in bytes (at most 5 MiB, and three of them must fit in --max-frame)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-batch -d 'Most tasks in one add request (at most 10000)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l data-dir -d 'Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora]' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l sync -d 'normal: an acknowledged change survives the daemon being killed; full: also a power loss (fsync on every commit)' -r -f -a "normal\t''
 full\t''"

@@ -25,6 +25,64 @@ fn oversized_titles_and_payloads_are_refused() {
 }
 
 #[test]
+fn configured_limits_are_published_and_enforced() {
+    let d = TestDaemon::start_with(&["--max-title", "8", "--max-payload", "16", "--max-batch", "3"]);
+    let info = d.run(&["ping", "--json"]).json();
+    assert_eq!(info["limits"]["max_title_bytes"], 8);
+    assert_eq!(info["limits"]["max_payload_bytes"], 16);
+    assert_eq!(info["limits"]["max_batch"], 3);
+
+    let run = d.run(&["task", "add", "123456789"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("limit of 8"), "{run:?}");
+    let run = d.run(&["task", "add", "ok", "--payload", &"p".repeat(17)]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("limit of 16"), "{run:?}");
+
+    // --stdin checks every line against the daemon's limits before sending any.
+    let run = d.run_stdin(&["task", "add", "--stdin"], "a\nb\nc\ntoo-long-title\ne\n");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("line 4") && run.stderr.contains("limit of 8"), "{run:?}");
+    assert_eq!(d.run(&["task", "list", "-q"]).ok(), "");
+    // ... and sends batches the daemon takes.
+    let run = d.run_stdin(&["task", "add", "--stdin"], "1\n2\n3\n4\n5\n6\n7\n");
+    assert_eq!(run.ok().lines().count(), 7, "{run:?}");
+
+    let mut client = Client::connect(&d.socket).unwrap();
+    let answer = client
+        .call(&Request::AddTasks {
+            tasks: vec![NewTask::new("t"); 4],
+        })
+        .unwrap();
+    let error = answer.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::InvalidArgument);
+    assert!(error.message.contains("limit is 3"), "{error:?}");
+    assert_eq!(d.run(&["task", "list", "-q"]).ok().lines().count(), 7);
+}
+
+#[test]
+fn limits_that_do_not_fit_in_a_frame_are_refused_at_start() {
+    let d = TestDaemon::start();
+    let socket = d.dir.path().join("other.sock");
+    let log = d.dir.path().join("other.log");
+    let data = d.dir.path().join("other-data");
+    let refused = common::spawn_ready(
+        &socket,
+        &log,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--max-frame",
+            "4194304",
+            "--max-payload",
+            "2000000",
+        ],
+    )
+    .expect_err("the daemon should refuse to start");
+    assert!(refused.contains("would not fit"), "{refused}");
+}
+
+#[test]
 fn an_oversized_batch_is_refused_whole() {
     let d = TestDaemon::start();
     let mut client = Client::connect(&d.socket).unwrap();
@@ -60,4 +118,30 @@ fn a_list_larger_than_a_frame_is_refused() {
     let mut args = vec!["task", "wait", "--timeout", "10ms"];
     args.extend(ids.iter().map(String::as_str));
     assert_eq!(d.run(&args).code, 5);
+}
+
+#[test]
+fn pipelined_full_batches_do_not_deadlock() {
+    // 20 adds of 10,000 tasks pipelined: their answers (80 KB each) would overflow the
+    // socket buffers if the client wrote a full window before reading.
+    let d = TestDaemon::start();
+    let socket = d.socket.clone();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut client = Client::connect(&socket).unwrap();
+        let requests: Vec<Request> = (0..20)
+            .map(|_| Request::AddTasks {
+                tasks: vec![NewTask::new("t"); MAX_BATCH],
+            })
+            .collect();
+        let mut answers = Vec::new();
+        client.call_many(&requests, &mut answers).unwrap();
+        let _ = done.send(answers.iter().filter(|a| a.is_ok()).count());
+    });
+    let answered = finished
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the pipelined adds never finished (deadlock)");
+    assert_eq!(answered, 20);
+    let metrics = d.run(&["metrics", "--json"]).json();
+    assert_eq!(metrics["counters"]["enqueued"], 200_000, "{metrics}");
 }

@@ -39,6 +39,7 @@ async fn daemon() -> Daemon {
         store,
         Duration::from_secs(3600),
         lifecycle,
+        vapora::protocol::limits::Limits::default(),
     );
     let recovery: std::sync::Weak<dyn Recovery> = {
         let weak: std::sync::Weak<AppState> = Arc::downgrade(&state);

@@ -29,6 +29,11 @@ fn main() {
                 socket_mode: args.socket_mode,
                 allow_group: args.allow_group.clone(),
                 max_connections: args.max_connections,
+                limits: vapora::protocol::limits::Limits {
+                    title_bytes: args.max_title,
+                    text_bytes: args.max_payload,
+                    batch: args.max_batch,
+                },
                 handshake_timeout: args.handshake_timeout,
                 data_dir,
                 sync: if args.sync == "full" {

@@ -90,6 +90,22 @@ pub struct DaemonArgs {
     /// Open connections beyond this are refused ("too many connections").
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Longest task title accepted, in bytes (at most 65536).
+    #[arg(long, value_name = "BYTES",
+          default_value_t = crate::protocol::limits::MAX_TITLE_BYTES as u32,
+          value_parser = clap::value_parser!(u32).range(1..=crate::protocol::limits::TITLE_CEILING as i64))]
+    pub max_title: u32,
+    /// Longest payload, result or failure reason accepted, in bytes (at most 5 MiB, and
+    /// three of them must fit in --max-frame).
+    #[arg(long, value_name = "BYTES",
+          default_value_t = crate::protocol::limits::MAX_TEXT_BYTES as u32,
+          value_parser = clap::value_parser!(u32).range(0..=crate::protocol::limits::TEXT_CEILING as i64))]
+    pub max_payload: u32,
+    /// Most tasks in one add request (at most 10000).
+    #[arg(long, value_name = "N",
+          default_value_t = crate::protocol::limits::MAX_BATCH as u32,
+          value_parser = clap::value_parser!(u32).range(1..=crate::protocol::limits::BATCH_CEILING as i64))]
+    pub max_batch: u32,
     /// Where the database (vapora.db) and the lock file live [default: ~/.local/share/vapora].
     #[arg(long, env = "VAPORA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -290,12 +306,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration '{text}' ({e}); use e.g. 500ms, 5s, 2m, 1h"))
 }
 
-/// The smallest frame cap that still fits the largest task (title, payload, result and
-/// error at their limits).
-const MIN_MAX_FRAME: usize = 4 * 1024 * 1024;
-
 fn parse_max_frame(text: &str) -> Result<usize, String> {
-    let max = crate::protocol::codec::DEFAULT_MAX_FRAME;
+    use crate::protocol::codec::{DEFAULT_MAX_FRAME as max, MIN_MAX_FRAME};
     match text.parse::<usize>() {
         Ok(n) if (MIN_MAX_FRAME..=max).contains(&n) => Ok(n),
         _ => Err(format!(

@@ -16,10 +16,23 @@ use crate::protocol::handshake::{
 };
 use crate::protocol::{ErrorBody, Request, Response, ResponseFrame};
 
-/// How many pipelined requests may be unanswered at once in `call_many`. The client writes
-/// a window before it reads; the daemon's answers to a full window (a few KiB each for the
-/// largest, an add batch) must fit in the socket buffer, or both sides would block writing.
+/// How many pipelined requests may be unanswered at once in `call_many`.
 const PIPELINE_WINDOW: usize = 16;
+/// How many bytes of answers may be outstanding in `call_many`. The client writes a window
+/// before it reads, and the daemon stops reading while it cannot write: the answers to a
+/// window must fit in the socket buffer (about 200 KiB on Linux), or both sides would block
+/// writing. An add of 10,000 tasks answers 80 KB of ids, so such batches go one at a time.
+const PIPELINE_ANSWER_BYTES: usize = 64 * 1024;
+
+/// A generous guess of the size of the answer to `request`.
+fn answer_estimate(request: &Request) -> usize {
+    match request {
+        Request::AddTasks { tasks } => 64 + 10 * tasks.len(),
+        Request::Ping | Request::Heartbeat { .. } => 256,
+        // Anything that answers with a task may carry its payload: never pipelined deep.
+        _ => PIPELINE_ANSWER_BYTES / 4,
+    }
+}
 
 /// The socket, readable and writable through a shared reference (as Unix sockets are).
 struct Socket(Stream);
@@ -136,8 +149,15 @@ impl Client {
         self.next_id += requests.len() as u64;
         let mut sent = 0;
         let mut received = 0;
+        let mut outstanding_bytes = 0;
         while received < requests.len() {
-            while sent < requests.len() && sent - received < PIPELINE_WINDOW {
+            while sent < requests.len()
+                && (sent == received
+                    || (sent - received < PIPELINE_WINDOW
+                        && outstanding_bytes + answer_estimate(&requests[sent])
+                            <= PIPELINE_ANSWER_BYTES))
+            {
+                outstanding_bytes += answer_estimate(&requests[sent]);
                 let frame = OutgoingRequest {
                     id: first_id + sent as u64,
                     request: &requests[sent],
@@ -167,6 +187,7 @@ impl Client {
                 ));
             }
             answers.push(answer.result);
+            outstanding_bytes -= answer_estimate(&requests[received]);
             received += 1;
         }
         Ok(())

@@ -54,6 +54,8 @@ pub struct DaemonOptions {
     pub allow_group: Option<String>,
     /// Open connections beyond this are told so and closed.
     pub max_connections: usize,
+    /// Size limits on titles, payloads and batches.
+    pub limits: crate::protocol::limits::Limits,
     /// How long a client has to send its handshake.
     pub handshake_timeout: Duration,
     /// Where `vapora.db` and the lock file live.
@@ -74,6 +76,10 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
+    options
+        .limits
+        .check_fits(options.max_frame)
+        .map_err(anyhow::Error::msg)?;
     let access = Arc::new(auth::Access::new(options.allow_group.as_deref())?);
     let _lock = datadir::lock(&options.data_dir)?;
     let db_path = options.data_dir.join("vapora.db");
@@ -101,6 +107,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         store,
         options.retain,
         options.lifecycle,
+        options.limits,
     );
     let recovery: std::sync::Weak<dyn store::Recovery> = {
         let weak: std::sync::Weak<AppState> = Arc::downgrade(&state);

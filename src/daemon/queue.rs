@@ -1056,7 +1056,7 @@ mod tests {
         let mut task = NewTask::new(title);
         task.priority = priority;
         task.requires = caps(requires);
-        task.validate().unwrap();
+        task.validate(&crate::protocol::limits::Limits::default()).unwrap();
         queue.add(task, 0, &mut Vec::new())
     }
 
@@ -1280,7 +1280,7 @@ mod tests {
     fn new_with(title: &str, f: impl FnOnce(&mut NewTask)) -> NewTask {
         let mut task = NewTask::new(title);
         f(&mut task);
-        task.validate().unwrap();
+        task.validate(&crate::protocol::limits::Limits::default()).unwrap();
         task
     }
 

@@ -28,7 +28,7 @@ use super::registry::{Availability, Registry};
 use super::shutdown::{Phase, Shutdown};
 use super::store::{Ack, Recovery, Snapshot, Store, StoreError, Ticket};
 use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
-use crate::protocol::limits::{self, MAX_BATCH, MAX_TASKS_LIMIT};
+use crate::protocol::limits::{self, Limits, MAX_TASKS_LIMIT};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{
     Agent, AgentStatus, DaemonInfo, ErrorBody, ErrorKind, MetricsSnapshot, Millis, NewTask, Task,
@@ -94,6 +94,8 @@ pub struct AppState {
     /// Where every timestamp and deadline comes from.
     pub clock: Clock,
     socket: String,
+    /// Size limits on what clients send.
+    limits: Limits,
 }
 
 /// The daemon's timing settings.
@@ -189,6 +191,7 @@ impl AppState {
         store: Store,
         retain: Duration,
         lifecycle: Lifecycle,
+        limits: Limits,
     ) -> Arc<AppState> {
         let metrics = Metrics::default();
         metrics.add_counters(&snapshot.counters);
@@ -213,6 +216,7 @@ impl AppState {
             silence_grace_from: AtomicU64::new(lifecycle.clock.now()),
             clock: lifecycle.clock,
             socket,
+            limits,
         })
     }
 
@@ -324,6 +328,7 @@ impl AppState {
             pid: std::process::id(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             socket: self.socket.clone(),
+            limits: self.limits,
         }
     }
 
@@ -338,15 +343,12 @@ impl AppState {
         if tasks.is_empty() {
             return Err(ErrorBody::invalid("no tasks to add"));
         }
-        if tasks.len() > MAX_BATCH {
-            return Err(ErrorBody::invalid(format!(
-                "{} tasks in one request; the limit is {MAX_BATCH}",
-                tasks.len()
-            )));
-        }
+        self.limits
+            .check_batch(tasks.len())
+            .map_err(ErrorBody::invalid)?;
         let single = tasks.len() == 1;
         for (i, task) in tasks.iter_mut().enumerate() {
-            task.validate().map_err(|message| {
+            task.validate(&self.limits).map_err(|message| {
                 if single {
                     ErrorBody::invalid(message)
                 } else {
@@ -458,7 +460,7 @@ impl AppState {
         agent: Option<String>,
     ) -> Result<Task, ErrorBody> {
         if let Some(result) = &result {
-            limits::check_text("the result", result).map_err(ErrorBody::invalid)?;
+            self.limits.check_text("the result", result).map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
@@ -476,7 +478,7 @@ impl AppState {
         agent: Option<String>,
     ) -> Result<Task, ErrorBody> {
         if let Some(reason) = &reason {
-            limits::check_text("the reason", reason).map_err(ErrorBody::invalid)?;
+            self.limits.check_text("the reason", reason).map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;

@@ -11,6 +11,9 @@ use std::io::{self, Read};
 
 /// The largest frame either side accepts by default: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The smallest frame cap a daemon may run with: it still fits the largest task at the
+/// default limits (title, payload, result and error; see `limits::Limits::check_fits`).
+pub const MIN_MAX_FRAME: usize = 4 * 1024 * 1024;
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;

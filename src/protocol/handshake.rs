@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 
 /// Bumped whenever a request or response changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// (3: `DaemonInfo` carries the daemon's size limits.)
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,14 +1,98 @@
 //! Input rules both sides check: the client before sending (so `--stdin` can refuse a bad
 //! line before anything is added), the daemon on receipt (it trusts no client).
+//!
+//! Sizes an operator may tighten (or, within ceilings that keep a task inside any frame,
+//! widen) are in [`Limits`]; the daemon publishes its own in `vapora ping`, which is how
+//! `--stdin` checks lines against the daemon it talks to.
+
+use serde::{Deserialize, Serialize};
 
 use super::types::NewTask;
 
-/// Longest task title, in bytes.
+/// Default longest task title, in bytes.
 pub const MAX_TITLE_BYTES: usize = 1024;
-/// Longest payload, result or failure reason, in bytes.
+/// Default longest payload, result or failure reason, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
-/// Most tasks in one `AddTasks` request.
+/// Default most tasks in one `AddTasks` request.
 pub const MAX_BATCH: usize = 10_000;
+/// Ceilings of the configurable limits: a task at all of them (title, and payload, result
+/// and reason at the text limit) still fits in the largest frame. The daemon also checks
+/// its limits against its own `--max-frame` at start-up ([`Limits::check_fits`]).
+pub const TITLE_CEILING: usize = 64 * 1024;
+pub const TEXT_CEILING: usize = 5 * 1024 * 1024;
+pub const BATCH_CEILING: usize = MAX_BATCH;
+/// Room in a frame for everything in a task besides its title and texts.
+const TASK_OVERHEAD: usize = 64 * 1024;
+
+/// The daemon's size limits (`--max-title`, `--max-payload`, `--max-batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest task title, in bytes.
+    pub title_bytes: u32,
+    /// Longest payload, result or failure reason, in bytes.
+    pub text_bytes: u32,
+    /// Most tasks in one add request.
+    pub batch: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            title_bytes: MAX_TITLE_BYTES as u32,
+            text_bytes: MAX_TEXT_BYTES as u32,
+            batch: MAX_BATCH as u32,
+        }
+    }
+}
+
+impl Limits {
+    /// The most any daemon may be configured to accept.
+    pub const CEILINGS: Limits = Limits {
+        title_bytes: TITLE_CEILING as u32,
+        text_bytes: TEXT_CEILING as u32,
+        batch: BATCH_CEILING as u32,
+    };
+
+    /// Checks a free-text field (payload, result, reason) against `text_bytes`.
+    pub fn check_text(&self, what: &str, text: &str) -> Result<(), String> {
+        let max = self.text_bytes as usize;
+        if text.len() > max {
+            return Err(format!(
+                "{what} is {} bytes, more than the limit of {max}",
+                text.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the largest task these limits allow (its title, and a payload, result
+    /// and reason at the text limit) fits in a frame of `max_frame` bytes, so that every
+    /// task the daemon accepts can also be shown.
+    pub fn check_fits(&self, max_frame: usize) -> Result<(), String> {
+        let largest = self.title_bytes as usize + 3 * self.text_bytes as usize + TASK_OVERHEAD;
+        if largest > max_frame {
+            return Err(format!(
+                "a task at these limits (title {} bytes, payload, result and reason {} bytes \
+                 each) would not fit in a frame of {max_frame} bytes: lower --max-payload or \
+                 raise --max-frame",
+                self.title_bytes, self.text_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the size of an add request against `batch`.
+    pub fn check_batch(&self, tasks: usize) -> Result<(), String> {
+        if tasks > self.batch as usize {
+            return Err(format!(
+                "{tasks} tasks in one request; the limit is {}",
+                self.batch
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Most capabilities on a task or an agent.
 pub const MAX_CAPABILITIES: usize = 64;
 /// Bounds of `--max-attempts`.
@@ -36,17 +120,6 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a free-text field against [`MAX_TEXT_BYTES`].
-pub fn check_text(what: &str, text: &str) -> Result<(), String> {
-    if text.len() > MAX_TEXT_BYTES {
-        return Err(format!(
-            "{what} is {} bytes, more than the limit of {MAX_TEXT_BYTES}",
-            text.len()
-        ));
-    }
-    Ok(())
-}
-
 /// Sorts and deduplicates a capability list after checking each name.
 pub fn normalize_capabilities(caps: &mut Vec<String>) -> Result<(), String> {
     for cap in caps.iter() {
@@ -61,21 +134,22 @@ pub fn normalize_capabilities(caps: &mut Vec<String>) -> Result<(), String> {
 }
 
 impl NewTask {
-    /// Validates every field and normalizes `requires`.
-    pub fn validate(&mut self) -> Result<(), String> {
+    /// Validates every field against `limits` and normalizes `requires`.
+    pub fn validate(&mut self, limits: &Limits) -> Result<(), String> {
         if self.title.trim().is_empty() {
             return Err("the title is empty".into());
         }
-        if self.title.len() > MAX_TITLE_BYTES {
+        if self.title.len() > limits.title_bytes as usize {
             return Err(format!(
-                "the title is {} bytes, more than the limit of {MAX_TITLE_BYTES}",
-                self.title.len()
+                "the title is {} bytes, more than the limit of {}",
+                self.title.len(),
+                limits.title_bytes
             ));
         }
         if self.title.contains(['\n', '\r']) {
             return Err("the title contains a line break".into());
         }
-        check_text("the payload", &self.payload)?;
+        limits.check_text("the payload", &self.payload)?;
         check_name("queue", &self.queue)?;
         normalize_capabilities(&mut self.requires)?;
         self.after.sort_unstable();
@@ -118,7 +192,7 @@ mod tests {
     fn validate_normalizes_requirements() {
         let mut task = NewTask::new("t");
         task.requires = vec!["b".into(), "a".into(), "b".into()];
-        task.validate().unwrap();
+        task.validate(&Limits::default()).unwrap();
         assert_eq!(task.requires, vec!["a", "b"]);
     }
 
@@ -130,10 +204,39 @@ mod tests {
             |t| t.queue = "no/slash".into(),
             |t| t.max_attempts = 0,
             |t| t.requires = vec!["bad cap".into()],
+            |t| t.payload = "x".repeat(MAX_TEXT_BYTES + 1),
         ] {
             let mut task = NewTask::new("t");
             mutate(&mut task);
-            assert!(task.validate().is_err(), "{task:?} should be refused");
+            assert!(
+                task.validate(&Limits::default()).is_err(),
+                "{task:?} should be refused"
+            );
         }
+    }
+
+    #[test]
+    fn tighter_limits_refuse_what_the_defaults_accept() {
+        let tight = Limits {
+            title_bytes: 4,
+            text_bytes: 2,
+            batch: 3,
+        };
+        let mut task = NewTask::new("12345");
+        assert!(task.validate(&Limits::default()).is_ok());
+        assert!(task.validate(&tight).unwrap_err().contains("limit of 4"));
+        task.title = "1234".into();
+        task.payload = "abc".into();
+        assert!(task.validate(&tight).unwrap_err().contains("limit of 2"));
+        assert!(tight.check_batch(3).is_ok());
+        assert!(tight.check_batch(4).unwrap_err().contains("limit is 3"));
+    }
+
+    #[test]
+    fn frames_hold_the_largest_task() {
+        use crate::protocol::codec::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME};
+        assert!(Limits::default().check_fits(MIN_MAX_FRAME).is_ok());
+        assert!(Limits::CEILINGS.check_fits(DEFAULT_MAX_FRAME).is_ok());
+        assert!(Limits::CEILINGS.check_fits(MIN_MAX_FRAME).is_err());
     }
 }

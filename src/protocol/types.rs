@@ -236,6 +236,8 @@ pub struct DaemonInfo {
     pub pid: u32,
     pub uptime_ms: u64,
     pub socket: String,
+    /// What this daemon accepts (`--max-title`, `--max-payload`, `--max-batch`).
+    pub limits: super::limits::Limits,
 }
 
 /// One thing that happened, as streamed by `vapora events`.

@@ -22,6 +22,11 @@ pub fn ping(session: &mut Session) -> Result<i32, CliError> {
             "pid": info.pid,
             "uptime_ms": info.uptime_ms,
             "socket": info.socket,
+            "limits": {
+                "max_title_bytes": info.limits.title_bytes,
+                "max_payload_bytes": info.limits.text_bytes,
+                "max_batch": info.limits.batch,
+            },
         }))?;
     } else {
         println!(

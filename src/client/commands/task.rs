@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::client::cli::{AddArgs, ClaimArgs, ListArgs, TaskCommand};
 use crate::client::exit::{CliError, EMPTY, FAILURE, OK};
 use crate::client::{Session, output, unexpected};
-use crate::protocol::limits::MAX_BATCH;
+use crate::protocol::limits::{Limits, MAX_BATCH};
 use crate::protocol::types::now_millis;
 use crate::protocol::{NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus};
 
@@ -125,7 +125,8 @@ fn new_task(args: &AddArgs, title: String) -> NewTask {
 
 fn add(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     let mut task = new_task(&args, args.title.clone().unwrap_or_default());
-    task.validate().map_err(CliError::usage)?;
+    // What no daemon accepts is a usage error here; the daemon checks its own limits.
+    task.validate(&Limits::CEILINGS).map_err(CliError::usage)?;
     let ids = expect_added(session.call(Request::AddTasks { tasks: vec![task] })?)?;
     let id = *ids
         .first()
@@ -167,8 +168,8 @@ struct JsonTask {
     after: Option<Vec<u64>>,
 }
 
-/// Parses one input line into a validated task.
-fn parse_line(args: &AddArgs, line: &str) -> Result<NewTask, String> {
+/// Parses one input line into a task validated against the daemon's `limits`.
+fn parse_line(args: &AddArgs, limits: &Limits, line: &str) -> Result<NewTask, String> {
     let mut task = if args.jsonl {
         let fields: JsonTask =
             serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
@@ -195,7 +196,7 @@ fn parse_line(args: &AddArgs, line: &str) -> Result<NewTask, String> {
     } else {
         new_task(args, line.to_string())
     };
-    task.validate()?;
+    task.validate(limits)?;
     Ok(task)
 }
 
@@ -203,6 +204,11 @@ fn parse_line(args: &AddArgs, line: &str) -> Result<NewTask, String> {
 /// line is bad, each bad line is reported with its number and nothing is added. Then the
 /// tasks go out in pipelined batches on one connection; ids print in input order.
 fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
+    // The daemon's own limits, so that a line it would refuse is caught before any is sent.
+    let limits = match session.call(Request::Ping)? {
+        Response::Pong(info) => info.limits,
+        other => return Err(unexpected(other)),
+    };
     let mut tasks = Vec::new();
     let mut bad_lines = 0usize;
     for (index, line) in io::stdin().lock().lines().enumerate() {
@@ -212,7 +218,7 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         if args.jsonl && line.trim().is_empty() {
             continue;
         }
-        match parse_line(&args, line) {
+        match parse_line(&args, &limits, line) {
             Ok(task) => tasks.push(task),
             Err(message) => {
                 bad_lines += 1;
@@ -231,7 +237,7 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         }
         return Ok(OK);
     }
-    let requests = batches(tasks);
+    let requests = batches(tasks, STDIN_BATCH.min(limits.batch as usize));
     let mut answers = Vec::with_capacity(requests.len());
     let transport_error = session.client()?.call_many(&requests, &mut answers).err();
     let mut ids = Vec::new();
@@ -271,8 +277,9 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     }
 }
 
-/// Splits tasks into `AddTasks` requests bounded by count and by size.
-fn batches(tasks: Vec<NewTask>) -> Vec<Request> {
+/// Splits tasks into `AddTasks` requests of at most `max_tasks` tasks and about
+/// [`STDIN_BATCH_BYTES`] (a single larger task goes alone).
+fn batches(tasks: Vec<NewTask>, max_tasks: usize) -> Vec<Request> {
     let mut requests = Vec::new();
     let mut batch = Vec::new();
     let mut bytes = 0;
@@ -282,7 +289,7 @@ fn batches(tasks: Vec<NewTask>) -> Vec<Request> {
             + task.queue.len()
             + task.requires.iter().map(|r| r.len() + 8).sum::<usize>()
             + 32;
-        if !batch.is_empty() && (batch.len() == STDIN_BATCH || bytes + size > STDIN_BATCH_BYTES) {
+        if !batch.is_empty() && (batch.len() >= max_tasks || bytes + size > STDIN_BATCH_BYTES) {
             requests.push(Request::AddTasks {
                 tasks: std::mem::take(&mut batch),
             });
@@ -415,7 +422,7 @@ mod tests {
     #[test]
     fn batches_are_bounded_by_count_and_size() {
         let small: Vec<NewTask> = (0..2500).map(|i| NewTask::new(format!("t{i}"))).collect();
-        let sizes: Vec<usize> = batches(small)
+        let sizes: Vec<usize> = batches(small, STDIN_BATCH)
             .iter()
             .map(|r| match r {
                 Request::AddTasks { tasks } => tasks.len(),
@@ -423,10 +430,12 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![1000, 1000, 500]);
+        let tasks: Vec<NewTask> = (0..7).map(|i| NewTask::new(format!("t{i}"))).collect();
+        assert_eq!(batches(tasks, 3).len(), 3, "a daemon's lower --max-batch");
 
         let mut big = NewTask::new("big");
         big.payload = "x".repeat(700 * 1024);
-        let sizes: Vec<usize> = batches(vec![big; 7])
+        let sizes: Vec<usize> = batches(vec![big; 7], STDIN_BATCH)
             .iter()
             .map(|r| match r {
                 Request::AddTasks { tasks } => tasks.len(),
