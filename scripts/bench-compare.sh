@@ -19,9 +19,9 @@ else
   N=100000 RUNS=300 BULK=1000000 LIST=100000 PUEUE_TASKS=2000
 fi
 
-cargo build --release --bins --quiet
-VAPORA=$PWD/target/release/vapora
-BENCH=$PWD/target/release/vapora-bench
+BIN_DIR=$(scripts/build-release.sh)
+VAPORA=$BIN_DIR/vapora
+BENCH=$BIN_DIR/vapora-bench
 WORK=$(mktemp -d /tmp/bench-compare.XXXXXX)
 cleanup() {
   [[ -n "${REDIS_PID:-}" ]] && kill "$REDIS_PID" 2>/dev/null || true

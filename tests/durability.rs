@@ -326,10 +326,16 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
     // The constraints still hold for anyone writing to the file.
     for (sql, what) in [
         ("UPDATE tasks SET status = 'bogus'", "a task status"),
-        ("UPDATE agents SET availability = 'bogus'", "an availability"),
+        (
+            "UPDATE agents SET availability = 'bogus'",
+            "an availability",
+        ),
     ] {
         let refused = db.execute(sql, []).unwrap_err().to_string();
-        assert!(refused.contains("CHECK constraint failed"), "{what}: {refused}");
+        assert!(
+            refused.contains("CHECK constraint failed"),
+            "{what}: {refused}"
+        );
     }
     let journal: String = db
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -26,7 +26,14 @@ fn oversized_titles_and_payloads_are_refused() {
 
 #[test]
 fn configured_limits_are_published_and_enforced() {
-    let d = TestDaemon::start_with(&["--max-title", "8", "--max-payload", "16", "--max-batch", "3"]);
+    let d = TestDaemon::start_with(&[
+        "--max-title",
+        "8",
+        "--max-payload",
+        "16",
+        "--max-batch",
+        "3",
+    ]);
     let info = d.run(&["ping", "--json"]).json();
     assert_eq!(info["limits"]["max_title_bytes"], 8);
     assert_eq!(info["limits"]["max_payload_bytes"], 16);
@@ -42,7 +49,10 @@ fn configured_limits_are_published_and_enforced() {
     // --stdin checks every line against the daemon's limits before sending any.
     let run = d.run_stdin(&["task", "add", "--stdin"], "a\nb\nc\ntoo-long-title\ne\n");
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("line 4") && run.stderr.contains("limit of 8"), "{run:?}");
+    assert!(
+        run.stderr.contains("line 4") && run.stderr.contains("limit of 8"),
+        "{run:?}"
+    );
     assert_eq!(d.run(&["task", "list", "-q"]).ok(), "");
     // ... and sends batches the daemon takes.
     let run = d.run_stdin(&["task", "add", "--stdin"], "1\n2\n3\n4\n5\n6\n7\n");

@@ -167,9 +167,18 @@ fn run_scenario(args: &BenchArgs, vapora: &Path, scenario: Scenario) -> anyhow::
     let mut rows = Vec::new();
     match scenario {
         Scenario::Ping | Scenario::Add => {
-            let name = if scenario == Scenario::Ping { "ping" } else { "add" };
+            let name = if scenario == Scenario::Ping {
+                "ping"
+            } else {
+                "add"
+            };
             for &c in &args.connections {
-                rows.push(requests::one_by_one(&fresh()?, name, c.max(1), args.requests)?);
+                rows.push(requests::one_by_one(
+                    &fresh()?,
+                    name,
+                    c.max(1),
+                    args.requests,
+                )?);
             }
         }
         Scenario::AddBulk => {

@@ -60,8 +60,7 @@ pub fn oneshot(vapora: &Path, target: &Target, runs: usize) -> anyhow::Result<Ro
 pub fn list(vapora: &Path, target: &Target, tasks: usize, runs: usize) -> anyhow::Result<Row> {
     fill(target, tasks)?;
     let started = Instant::now();
-    let (mut latencies, bytes) =
-        time_command(vapora, target, &["task", "list", "--json"], runs)?;
+    let (mut latencies, bytes) = time_command(vapora, target, &["task", "list", "--json"], runs)?;
     let seconds = started.elapsed().as_secs_f64();
     let mut row = Row::throughput(
         "list",
@@ -101,7 +100,11 @@ pub fn depth(
             &mut latencies,
         );
         if let (Some(first), Some(p50)) = (rows.first().and_then(|r| r.p50_us), row.p50_us) {
-            row.note = format!("median {:+.1} % vs queued={}", (p50 / first - 1.0) * 100.0, depths_first(&rows));
+            row.note = format!(
+                "median {:+.1} % vs queued={}",
+                (p50 / first - 1.0) * 100.0,
+                depths_first(&rows)
+            );
         }
         rows.push(row);
     }
@@ -177,7 +180,13 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kb| kb * 1024)
         .context("no VmRSS line in /proc/PID/status")
 }

@@ -42,7 +42,10 @@ where
         let started = Instant::now();
         let results: Vec<_> = threads
             .into_iter()
-            .map(|t| t.join().unwrap_or_else(|_| Err(anyhow!("a thread panicked"))))
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a thread panicked")))
+            })
             .collect();
         (started.elapsed().as_secs_f64(), results)
     });
@@ -103,7 +106,13 @@ pub fn add_bulk(
 ) -> anyhow::Result<Row> {
     // Built before the clock starts: the benchmark measures the daemon, not task building.
     let requests: Vec<Vec<Request>> = (0..connections)
-        .map(|index| batches(share(tasks, connections, index), batch, &format!("bulk {index}")))
+        .map(|index| {
+            batches(
+                share(tasks, connections, index),
+                batch,
+                &format!("bulk {index}"),
+            )
+        })
         .collect();
     let (seconds, mut latencies) = on_connections(target, connections, |index, client, _| {
         let mut answers = Vec::with_capacity(requests[index].len());

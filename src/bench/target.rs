@@ -96,7 +96,10 @@ impl Target {
             Err(NotReady::Timeout(mut child)) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("the daemon did not start in {START_TIMEOUT:?}; see {}", log_path.display());
+                bail!(
+                    "the daemon did not start in {START_TIMEOUT:?}; see {}",
+                    log_path.display()
+                );
             }
             Err(NotReady::Spawn(e)) => {
                 return Err(e).with_context(|| format!("cannot run {}", own.vapora.display()));

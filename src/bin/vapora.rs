@@ -1,12 +1,12 @@
 //! The `vapora` binary: parse arguments, then run the daemon or a client command.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use vapora::client::cli::{Cli, Command};
 use vapora::client::exit;
 use vapora::daemon::{self, DaemonOptions};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_arguments();
     let code = match cli.command {
         Command::Daemon(ref args) => {
             init_logging(args.log_format == "json");
@@ -89,4 +89,17 @@ fn init_logging(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// `Cli::parse()`, without freeing clap's command tree: dropping its few hundred
+/// allocations one by one took a tenth of a one-shot command's instructions (callgrind,
+/// BENCHMARKS.md), and the process exits soon anyway.
+fn parse_arguments() -> Cli {
+    let mut command = Cli::command();
+    let mut matches = command.get_matches_mut();
+    let cli =
+        Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    std::mem::forget(matches);
+    std::mem::forget(command);
+    cli
 }

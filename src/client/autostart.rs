@@ -95,7 +95,9 @@ pub fn spawn_until_ready(command: &mut Command, timeout: Duration) -> Result<Chi
 
     let readable = wait_readable(&ready_read, timeout);
     let mut line = String::new();
-    if readable && File::from(ready_read).read_to_string(&mut line).is_ok() && line.starts_with("ready")
+    if readable
+        && File::from(ready_read).read_to_string(&mut line).is_ok()
+        && line.starts_with("ready")
     {
         return Ok(child);
     }

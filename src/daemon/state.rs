@@ -460,7 +460,9 @@ impl AppState {
         agent: Option<String>,
     ) -> Result<Task, ErrorBody> {
         if let Some(result) = &result {
-            self.limits.check_text("the result", result).map_err(ErrorBody::invalid)?;
+            self.limits
+                .check_text("the result", result)
+                .map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
@@ -478,7 +480,9 @@ impl AppState {
         agent: Option<String>,
     ) -> Result<Task, ErrorBody> {
         if let Some(reason) = &reason {
-            self.limits.check_text("the reason", reason).map_err(ErrorBody::invalid)?;
+            self.limits
+                .check_text("the reason", reason)
+                .map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;

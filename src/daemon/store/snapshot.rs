@@ -29,6 +29,15 @@ fn non_negative(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt(format!("{what} is negative ({value})")))
 }
 
+/// A JSON array column. Nearly all are empty: those skip the parser (start-up reads a
+/// million of them).
+fn json_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, serde_json::Error> {
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text)
+}
+
 pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     let meta = |key: &str| -> Result<u64, StoreError> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
@@ -57,13 +66,16 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     let mut tasks = Vec::new();
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
-        let status: String = row.get(5)?;
-        let status: TaskStatus = status
+        let text = |column: usize| -> Result<&str, StoreError> {
+            row.get_ref(column)?
+                .as_str()
+                .map_err(|e| corrupt(format!("task {id} column {column}: {e}")))
+        };
+        let status: TaskStatus = text(5)?
             .parse()
             .map_err(|e| corrupt(format!("task {id}: {e}")))?;
-        let requires: String = row.get(6)?;
-        let requires: Vec<String> = serde_json::from_str(&requires)
-            .map_err(|e| corrupt(format!("task {id} requires: {e}")))?;
+        let requires =
+            json_list(text(6)?).map_err(|e| corrupt(format!("task {id} requires: {e}")))?;
         let task = Task {
             id: non_negative(id, "a task id")?,
             title: row.get(1)?,
@@ -82,11 +94,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             run_at: optional_time(row.get(15)?, "run_at")?,
             lease_until: optional_time(row.get(16)?, "lease_until")?,
             lease_ms: optional_time(row.get(17)?, "lease_ms")?,
-            after: {
-                let after: String = row.get(18)?;
-                serde_json::from_str(&after)
-                    .map_err(|e| corrupt(format!("task {id} after: {e}")))?
-            },
+            after: json_list(text(18)?).map_err(|e| corrupt(format!("task {id} after: {e}")))?,
         };
         let seq = non_negative(row.get(14)?, "seq")?;
         tasks.push((task, seq));
