@@ -15,6 +15,7 @@ mod lifecycle;
 pub mod metrics;
 pub mod parked;
 pub mod queue;
+mod record;
 pub mod registry;
 mod retention;
 mod shutdown;

@@ -15,10 +15,12 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::change::{Change, RequeueCause};
+use super::record::Record;
 use crate::protocol::{ErrorBody, Millis, NewTask, Task, TaskFilter, TaskId, TaskStatus};
 
 /// The facts about an agent that decide what it may claim.
@@ -70,13 +72,6 @@ impl Policy {
         let permille = 750 + (x ^ (x >> 31)) % 501; // 750..=1250
         base / 1000 * permille + base % 1000 * permille / 1000
     }
-}
-
-/// A task and its place in line (meaningful while it is queued).
-#[derive(Debug)]
-struct Stored {
-    task: Task,
-    seq: u64,
 }
 
 /// A heap entry: a queued task's ordering key.
@@ -166,9 +161,11 @@ impl Eq for dyn LaneKey + '_ {}
 
 #[derive(Debug, Default)]
 pub struct TaskQueue {
-    /// Boxed: map nodes are kept half full as ids grow, and a half-empty node of 300-byte
-    /// entries cost 250 bytes per task more than one of pointers (`vapora-bench memory`).
-    tasks: BTreeMap<TaskId, Box<Stored>>,
+    /// Boxed: map nodes are kept about half full as ids grow, and half-empty nodes of
+    /// whole records cost more per task than nodes of pointers (`vapora-bench memory`).
+    tasks: BTreeMap<TaskId, Box<Record>>,
+    /// Queue names, one shared copy each for every record of that queue.
+    queue_names: HashSet<Arc<str>>,
     lanes: HashMap<Lane, BinaryHeap<Ready>>,
     /// Number of tasks whose status is `queued`.
     queued: usize,
@@ -191,7 +188,7 @@ pub struct TaskQueue {
 }
 
 /// Puts `task` (queued, with place `seq`) at its place in its lane's heap.
-fn push_ready(lanes: &mut HashMap<Lane, BinaryHeap<Ready>>, task: &Task, seq: u64) {
+fn push_ready(lanes: &mut HashMap<Lane, BinaryHeap<Ready>>, task: &Record, seq: u64) {
     let ready = Ready {
         priority: task.priority,
         seq,
@@ -199,14 +196,14 @@ fn push_ready(lanes: &mut HashMap<Lane, BinaryHeap<Ready>>, task: &Task, seq: u6
     };
     let key = LaneRef {
         queue: &task.queue,
-        requires: &task.requires,
+        requires: task.requires(),
     };
     match lanes.get_mut(&key as &dyn LaneKey) {
         Some(heap) => heap.push(ready),
         None => {
             let lane = Lane {
-                queue: task.queue.clone(),
-                requires: task.requires.clone(),
+                queue: task.queue.to_string(),
+                requires: task.requires().to_vec(),
             };
             lanes.insert(lane, BinaryHeap::from(vec![ready]));
         }
@@ -239,8 +236,30 @@ impl TaskQueue {
         self.policy
     }
 
-    pub fn get(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(&id).map(|stored| &stored.task)
+    /// Task `id` as the protocol shows it (a copy).
+    pub fn get(&self, id: TaskId) -> Option<Task> {
+        self.record(id).map(Record::to_task)
+    }
+
+    /// The agent running task `id`, if it is running.
+    pub fn running_agent(&self, id: TaskId) -> Option<&str> {
+        self.record(id)
+            .filter(|task| task.status == TaskStatus::Running)
+            .and_then(|task| task.agent.as_deref())
+    }
+
+    fn record(&self, id: TaskId) -> Option<&Record> {
+        self.tasks.get(&id).map(Box::as_ref)
+    }
+
+    /// The shared copy of queue name `name`.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.queue_names.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.queue_names.insert(shared.clone());
+        shared
     }
 
     /// The id the next added task gets.
@@ -302,7 +321,7 @@ impl TaskQueue {
         let mut failed_dependency = None;
         let mut pending = Vec::new();
         for &dep in &new.after {
-            match self.get(dep).map(|task| task.status) {
+            match self.record(dep).map(|task| task.status) {
                 Some(TaskStatus::Done) | None => {}
                 Some(status @ (TaskStatus::Failed | TaskStatus::Cancelled)) => {
                     failed_dependency.get_or_insert((dep, status));
@@ -349,7 +368,9 @@ impl TaskQueue {
             seq,
         });
         let run_at = task.run_at.unwrap_or(now);
-        self.tasks.insert(id, Box::new(Stored { task, seq }));
+        let queue = self.intern(&task.queue);
+        self.tasks
+            .insert(id, Box::new(Record::new(task, seq, queue)));
         match status {
             TaskStatus::Queued => self.make_ready(id, seq),
             TaskStatus::Scheduled => {
@@ -413,13 +434,13 @@ impl TaskQueue {
             self.lanes.remove(&lane);
         }
         let id = ready.id;
-        let lease_ms = self.get(id)?.lease_ms.unwrap_or(self.policy.lease_ms);
+        let lease_ms = self.record(id)?.lease_ms().unwrap_or(self.policy.lease_ms);
         let lease_until = now.saturating_add(lease_ms);
         let task = self.set_status(id, TaskStatus::Running, now)?;
-        task.agent = Some(who.name.to_string());
+        task.agent = Some(who.name.into());
         task.attempts += 1;
         task.lease_until = Some(lease_until);
-        let claimed = task.clone();
+        let claimed = task.to_task();
         self.leases.insert((lease_until, id));
         self.running_by_agent
             .entry(who.name.to_string())
@@ -442,9 +463,9 @@ impl TaskQueue {
             let Some(stored) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            let lease_ms = stored.task.lease_ms.unwrap_or(self.policy.lease_ms);
+            let lease_ms = stored.lease_ms().unwrap_or(self.policy.lease_ms);
             let until = now.saturating_add(lease_ms);
-            if let Some(old) = stored.task.lease_until.replace(until) {
+            if let Some(old) = stored.lease_until.replace(until) {
                 self.leases.remove(&(old, id));
             }
             self.leases.insert((until, id));
@@ -460,7 +481,7 @@ impl TaskQueue {
         let Some(by) = by else {
             return Ok(());
         };
-        let task = self.get(id).ok_or_else(|| not_found(id))?;
+        let task = self.record(id).ok_or_else(|| not_found(id))?;
         if task.status == TaskStatus::Running && task.agent.as_deref() == Some(by) {
             return Ok(());
         }
@@ -531,8 +552,8 @@ impl TaskQueue {
     ) -> Result<Task, ErrorBody> {
         self.expect_status(id, &[TaskStatus::Failed, TaskStatus::Cancelled], "retry")?;
         if let Some(stored) = self.tasks.get_mut(&id) {
-            stored.task.attempts = 0;
-            stored.task.result = None;
+            stored.attempts = 0;
+            stored.set_result(None);
         }
         let seq = self.take_seq();
         self.requeue(id, seq, None, RequeueCause::ManualRetry, now, changes)
@@ -575,7 +596,7 @@ impl TaskQueue {
     /// old place with the attempt refunded. A no-op unless the task is still running on
     /// `agent`.
     pub fn release(&mut self, id: TaskId, agent: &str, now: Millis, changes: &mut Vec<Change>) {
-        let still_running = self.get(id).is_some_and(|task| {
+        let still_running = self.record(id).is_some_and(|task| {
             task.status == TaskStatus::Running && task.agent.as_deref() == Some(agent)
         });
         if still_running {
@@ -593,7 +614,7 @@ impl TaskQueue {
             }
             self.scheduled.pop_first();
             if self
-                .get(id)
+                .record(id)
                 .is_some_and(|t| t.status == TaskStatus::Scheduled)
             {
                 let seq = self.take_seq();
@@ -606,9 +627,10 @@ impl TaskQueue {
             }
             self.leases.pop_first();
             let agent = self
-                .get(id)
-                .and_then(|t| t.agent.clone())
-                .unwrap_or_default();
+                .record(id)
+                .and_then(|t| t.agent.as_deref())
+                .unwrap_or_default()
+                .to_string();
             self.expire(id, format!("lease expired on agent {agent}"), now, changes);
         }
         changes.len() > before
@@ -628,7 +650,7 @@ impl TaskQueue {
             }
             self.finished.pop_first();
             if let Some(stored) = self.tasks.remove(&id) {
-                self.count(&stored.task.queue, stored.task.status, -1);
+                self.count(&stored.queue, stored.status, -1);
                 ids.push(id);
             }
         }
@@ -675,11 +697,13 @@ impl TaskQueue {
                     queue.finished.insert((task.updated_at, id));
                 }
             }
-            if task.status == TaskStatus::Queued {
-                push_ready(&mut queue.lanes, &task, seq);
+            let name = queue.intern(&task.queue);
+            let record = Record::new(task, seq, name);
+            if record.status == TaskStatus::Queued {
+                push_ready(&mut queue.lanes, &record, seq);
                 queue.queued += 1;
             }
-            stored.push((id, Box::new(Stored { task, seq })));
+            stored.push((id, Box::new(record)));
         }
         // Built in one go (sorted input; the store reads in id order): full nodes, no
         // search per task.
@@ -688,13 +712,13 @@ impl TaskQueue {
             // A dependency that is gone was pruned, so it finished; had it failed, this
             // task would have been cancelled with it.
             let pending: Vec<TaskId> = queue
-                .get(id)
-                .map(|task| task.after.clone())
+                .record(id)
+                .map(|task| task.after().to_vec())
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|dep| {
                     queue
-                        .get(*dep)
+                        .record(*dep)
                         .is_some_and(|d| d.status != TaskStatus::Done)
                 })
                 .collect();
@@ -711,9 +735,9 @@ impl TaskQueue {
     pub fn grant_missing_leases(&mut self, now: Millis) {
         let lease_ms = self.policy.lease_ms;
         for (&id, stored) in self.tasks.iter_mut() {
-            if stored.task.status == TaskStatus::Running && stored.task.lease_until.is_none() {
-                let until = now.saturating_add(stored.task.lease_ms.unwrap_or(lease_ms));
-                stored.task.lease_until = Some(until);
+            if stored.status == TaskStatus::Running && stored.lease_until.is_none() {
+                let until = now.saturating_add(stored.lease_ms().unwrap_or(lease_ms));
+                stored.lease_until = Some(until);
                 self.leases.insert((until, id));
             }
         }
@@ -724,14 +748,14 @@ impl TaskQueue {
     pub fn extend_all_leases(&mut self, now: Millis) {
         let lease_ms = self.policy.lease_ms;
         for (&id, stored) in self.tasks.iter_mut() {
-            let Some(until) = stored.task.lease_until else {
+            let Some(until) = stored.lease_until else {
                 continue;
             };
-            let fresh = now.saturating_add(stored.task.lease_ms.unwrap_or(lease_ms));
-            if stored.task.status == TaskStatus::Running && fresh > until {
+            let fresh = now.saturating_add(stored.lease_ms().unwrap_or(lease_ms));
+            if stored.status == TaskStatus::Running && fresh > until {
                 self.leases.remove(&(until, id));
                 self.leases.insert((fresh, id));
-                stored.task.lease_until = Some(fresh);
+                stored.lease_until = Some(fresh);
             }
         }
     }
@@ -744,20 +768,20 @@ impl TaskQueue {
         let matching = self
             .tasks
             .values()
-            .map(|stored| &stored.task)
             .filter(|task| filter.statuses.is_empty() || filter.statuses.contains(&task.status))
-            .filter(|task| filter.queue.as_ref().is_none_or(|q| &task.queue == q))
+            .filter(|task| filter.queue.as_deref().is_none_or(|q| &*task.queue == q))
             .filter(|task| {
                 filter
                     .agent
-                    .as_ref()
-                    .is_none_or(|a| task.agent.as_ref() == Some(a))
+                    .as_deref()
+                    .is_none_or(|a| task.agent.as_deref() == Some(a))
             })
             .take(limit);
         let mut tasks = Vec::new();
         let mut bytes = 0usize;
-        for task in matching {
-            bytes += encoded_size_estimate(task);
+        for record in matching {
+            let task = record.to_task();
+            bytes += encoded_size_estimate(&task);
             if bytes > byte_budget {
                 return Err(ErrorBody::invalid(format!(
                     "the answer would be larger than a frame ({byte_budget} bytes; {} tasks \
@@ -765,7 +789,7 @@ impl TaskQueue {
                     tasks.len()
                 )));
             }
-            tasks.push(task.clone());
+            tasks.push(task);
         }
         Ok(tasks)
     }
@@ -806,7 +830,7 @@ impl TaskQueue {
             return;
         };
         stored.seq = seq;
-        push_ready(&mut self.lanes, &stored.task, seq);
+        push_ready(&mut self.lanes, stored, seq);
         self.queued += 1;
     }
 
@@ -815,8 +839,8 @@ impl TaskQueue {
         id: TaskId,
         allowed: &[TaskStatus],
         action: &str,
-    ) -> Result<&Task, ErrorBody> {
-        let task = self.get(id).ok_or_else(|| not_found(id))?;
+    ) -> Result<&Record, ErrorBody> {
+        let task = self.record(id).ok_or_else(|| not_found(id))?;
         if !allowed.contains(&task.status) {
             let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
             return Err(ErrorBody::conflict(format!(
@@ -831,31 +855,31 @@ impl TaskQueue {
 
     /// The one place a status changes: keeps every index (counts, heaps, agents' sets,
     /// leases, schedule, dependencies, finished) in line with it.
-    fn set_status(&mut self, id: TaskId, status: TaskStatus, now: Millis) -> Option<&mut Task> {
+    fn set_status(&mut self, id: TaskId, status: TaskStatus, now: Millis) -> Option<&mut Record> {
         let stored = self.tasks.get_mut(&id)?;
-        let old = stored.task.status;
-        let old_updated = stored.task.updated_at;
-        stored.task.status = status;
-        stored.task.updated_at = now;
-        let queue = stored.task.queue.clone();
+        let old = stored.status;
+        let old_updated = stored.updated_at;
+        stored.status = status;
+        stored.updated_at = now;
+        let queue = stored.queue.clone();
         match old {
             // Its heap entry goes stale and is dropped when it reaches the head.
             TaskStatus::Queued => self.queued -= 1,
             TaskStatus::Running => {
-                if let Some(until) = stored.task.lease_until.take() {
+                if let Some(until) = stored.lease_until.take() {
                     self.leases.remove(&(until, id));
                 }
-                if let Some(agent) = stored.task.agent.clone()
-                    && let Some(ids) = self.running_by_agent.get_mut(&agent)
+                if let Some(agent) = stored.agent.as_deref()
+                    && let Some(ids) = self.running_by_agent.get_mut(agent)
                 {
                     ids.remove(&id);
                     if ids.is_empty() {
-                        self.running_by_agent.remove(&agent);
+                        self.running_by_agent.remove(agent);
                     }
                 }
             }
             TaskStatus::Scheduled => {
-                if let Some(at) = stored.task.run_at {
+                if let Some(at) = stored.run_at() {
                     self.scheduled.remove(&(at, id));
                 }
             }
@@ -871,7 +895,7 @@ impl TaskQueue {
         }
         self.count(&queue, old, -1);
         self.count(&queue, status, 1);
-        self.tasks.get_mut(&id).map(|stored| &mut stored.task)
+        self.tasks.get_mut(&id).map(Box::as_mut)
     }
 
     fn finish(
@@ -887,12 +911,12 @@ impl TaskQueue {
             .set_status(id, status, now)
             .ok_or_else(|| not_found(id))?;
         if result.is_some() {
-            task.result = result;
+            task.set_result(result);
         }
         if error.is_some() {
-            task.error = error;
+            task.set_error(error);
         }
-        let task = task.clone();
+        let task = task.to_task();
         changes.push(Change::TaskFinished {
             id,
             queue: task.queue.clone(),
@@ -919,7 +943,7 @@ impl TaskQueue {
         let mut ended = vec![(id, status)];
         while let Some((id, status)) = ended.pop() {
             for dependent in self.dependents.remove(&id).unwrap_or_default() {
-                if self.get(dependent).map(|t| t.status) != Some(TaskStatus::Blocked) {
+                if self.record(dependent).map(|t| t.status) != Some(TaskStatus::Blocked) {
                     continue;
                 }
                 if status == TaskStatus::Done {
@@ -935,8 +959,8 @@ impl TaskQueue {
                     let Some(task) = self.set_status(dependent, TaskStatus::Cancelled, now) else {
                         continue;
                     };
-                    task.error = Some(reason.clone());
-                    let queue = task.queue.clone();
+                    task.set_error(Some(reason.clone()));
+                    let queue = task.queue.to_string();
                     changes.push(Change::TaskFinished {
                         id: dependent,
                         queue,
@@ -955,7 +979,10 @@ impl TaskQueue {
     /// A blocked task whose dependencies are all done: scheduled if its time has not come,
     /// else queued.
     fn unblock(&mut self, id: TaskId, now: Millis, changes: &mut Vec<Change>) {
-        let run_at = self.get(id).and_then(|t| t.run_at).filter(|&at| at > now);
+        let run_at = self
+            .record(id)
+            .and_then(Record::run_at)
+            .filter(|&at| at > now);
         match run_at {
             Some(at) => self.schedule(id, at, None, RequeueCause::DependenciesDone, now, changes),
             None => {
@@ -975,7 +1002,7 @@ impl TaskQueue {
         now: Millis,
         changes: &mut Vec<Change>,
     ) -> Result<Task, ErrorBody> {
-        let attempts = self.get(id).ok_or_else(|| not_found(id))?.attempts;
+        let attempts = self.record(id).ok_or_else(|| not_found(id))?.attempts;
         let backoff = self.policy.backoff_ms(id, attempts);
         if backoff == 0 {
             let seq = self.take_seq();
@@ -984,14 +1011,14 @@ impl TaskQueue {
                 .ok_or_else(|| not_found(id));
         }
         self.schedule(id, now.saturating_add(backoff), error, cause, now, changes);
-        self.get(id).cloned().ok_or_else(|| not_found(id))
+        self.get(id).ok_or_else(|| not_found(id))
     }
 
     /// Ends a running task that lost its agent or lease, counting the attempt: back in the
     /// queue at once (nothing says the task itself is at fault, so no backoff), or failed
     /// when no attempt is left.
     fn expire(&mut self, id: TaskId, reason: String, now: Millis, changes: &mut Vec<Change>) {
-        let Some(task) = self.get(id) else {
+        let Some(task) = self.record(id) else {
             return;
         };
         if task.status != TaskStatus::Running {
@@ -1025,12 +1052,16 @@ impl TaskQueue {
         let Some(task) = self.set_status(id, TaskStatus::Scheduled, now) else {
             return;
         };
-        let previous_agent = task.agent.take();
-        task.run_at = Some(at);
+        let previous_agent = task.agent.take().map(String::from);
+        task.set_run_at(Some(at));
         if error.is_some() {
-            task.error = error;
+            task.set_error(error);
         }
-        let (attempts, error, queue) = (task.attempts, task.error.clone(), task.queue.clone());
+        let (attempts, error, queue) = (
+            task.attempts,
+            task.error().map(str::to_string),
+            task.queue.to_string(),
+        );
         self.scheduled.insert((at, id));
         changes.push(Change::TaskScheduled {
             id,
@@ -1055,14 +1086,14 @@ impl TaskQueue {
         changes: &mut Vec<Change>,
     ) -> Option<Task> {
         let task = self.set_status(id, TaskStatus::Queued, now)?;
-        let previous_agent = task.agent.take();
+        let previous_agent = task.agent.take().map(String::from);
         if cause == RequeueCause::ManualRetry {
-            task.error = None;
-            task.run_at = None;
+            task.set_error(None);
+            task.set_run_at(None);
         } else if error.is_some() {
-            task.error = error;
+            task.set_error(error);
         }
-        let task = task.clone();
+        let task = task.to_task();
         changes.push(Change::TaskRequeued {
             id,
             queue: task.queue.clone(),
@@ -1082,7 +1113,7 @@ impl TaskQueue {
         let Some(stored) = self.tasks.get_mut(&id) else {
             return;
         };
-        stored.task.attempts = stored.task.attempts.saturating_sub(1);
+        stored.attempts = stored.attempts.saturating_sub(1);
         let seq = stored.seq;
         self.requeue(id, seq, None, cause, now, changes);
     }
@@ -1102,11 +1133,11 @@ pub fn encoded_size_estimate(task: &Task) -> usize {
 }
 
 /// Pops heap heads whose task is no longer queued under that entry's seq.
-fn drop_stale_heads(heap: &mut BinaryHeap<Ready>, tasks: &BTreeMap<TaskId, Box<Stored>>) {
+fn drop_stale_heads(heap: &mut BinaryHeap<Ready>, tasks: &BTreeMap<TaskId, Box<Record>>) {
     while let Some(head) = heap.peek() {
-        let live = tasks.get(&head.id).is_some_and(|stored| {
-            stored.task.status == TaskStatus::Queued && stored.seq == head.seq
-        });
+        let live = tasks
+            .get(&head.id)
+            .is_some_and(|stored| stored.status == TaskStatus::Queued && stored.seq == head.seq);
         if live {
             return;
         }
@@ -1562,11 +1593,7 @@ mod tests {
             &mut Vec::new(),
         );
         claim(&mut queue, "w", &[], 5).unwrap();
-        let stored: Vec<(Task, u64)> = queue
-            .tasks
-            .values()
-            .map(|s| (s.task.clone(), s.seq))
-            .collect();
+        let stored: Vec<(Task, u64)> = queue.tasks.values().map(|s| (s.to_task(), s.seq)).collect();
         let mut restored = TaskQueue::restore(stored, queue.next_id());
         restored.set_policy(POLICY);
         assert_eq!(restored.next_deadline(), Some(10_001)); // claimed at 1

@@ -530,7 +530,6 @@ impl AppState {
                     let mut task = queue
                         .tasks
                         .get(id)
-                        .cloned()
                         .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
                     // Outcomes are what a wait reports: payloads that would not fit in one
                     // answer are left out rather than copied.
@@ -644,7 +643,6 @@ impl AppState {
         self.queue_lock()
             .tasks
             .get(id)
-            .cloned()
             .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
     }
 
@@ -758,11 +756,7 @@ fn sign_of_life(
     now: Millis,
     changes: &mut Vec<Change>,
 ) {
-    let running_agent = queue
-        .tasks
-        .get(id)
-        .filter(|task| task.status == crate::protocol::TaskStatus::Running)
-        .and_then(|task| task.agent.clone());
+    let running_agent = queue.tasks.running_agent(id).map(str::to_string);
     if let Some(agent) = running_agent
         && registry.heartbeat(&agent, now, changes).is_ok()
     {
