@@ -661,73 +661,13 @@ impl TaskQueue {
     }
 
     /// Rebuilds a queue from stored tasks (with their places in line) and the next id to
-    /// hand out. Queued tasks go back into their lanes in their old order; running tasks
-    /// stay with their agents and leases; scheduled and blocked tasks wait as before.
+    /// hand out; see [`Restore`].
     pub fn restore(tasks: Vec<(Task, u64)>, next_id: TaskId) -> TaskQueue {
-        let mut queue = TaskQueue::new();
-        queue.next_id = next_id.max(1);
-        let mut blocked = Vec::new();
-        let mut stored = Vec::with_capacity(tasks.len());
+        let mut restore = Restore::new(next_id);
         for (task, seq) in tasks {
-            let id = task.id;
-            queue.next_id = queue.next_id.max(id + 1);
-            queue.next_seq = queue.next_seq.max(seq);
-            queue.count(&task.queue, task.status, 1);
-            match task.status {
-                TaskStatus::Queued => {}
-                TaskStatus::Running => {
-                    if let Some(agent) = &task.agent {
-                        queue
-                            .running_by_agent
-                            .entry(agent.clone())
-                            .or_default()
-                            .insert(id);
-                    }
-                    // Tasks from before leases existed get one at start-up (see
-                    // `grant_missing_leases`).
-                    if let Some(until) = task.lease_until {
-                        queue.leases.insert((until, id));
-                    }
-                }
-                TaskStatus::Scheduled => {
-                    queue.scheduled.insert((task.run_at.unwrap_or(0), id));
-                }
-                TaskStatus::Blocked => blocked.push(id),
-                TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled => {
-                    queue.finished.insert((task.updated_at, id));
-                }
-            }
-            let name = queue.intern(&task.queue);
-            let record = Record::new(task, seq, name);
-            if record.status == TaskStatus::Queued {
-                push_ready(&mut queue.lanes, &record, seq);
-                queue.queued += 1;
-            }
-            stored.push((id, Box::new(record)));
+            restore.push(task, seq);
         }
-        // Built in one go (sorted input; the store reads in id order): full nodes, no
-        // search per task.
-        queue.tasks = stored.into_iter().collect();
-        for id in blocked {
-            // A dependency that is gone was pruned, so it finished; had it failed, this
-            // task would have been cancelled with it.
-            let pending: Vec<TaskId> = queue
-                .record(id)
-                .map(|task| task.after().to_vec())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|dep| {
-                    queue
-                        .record(*dep)
-                        .is_some_and(|d| d.status != TaskStatus::Done)
-                })
-                .collect();
-            queue.waiting_on.insert(id, pending.len());
-            for dep in pending {
-                queue.dependents.entry(dep).or_default().push(id);
-            }
-        }
-        queue
+        restore.finish()
     }
 
     /// Gives running tasks that have no lease (stored before leases existed) one from
@@ -1116,6 +1056,98 @@ impl TaskQueue {
         stored.attempts = stored.attempts.saturating_sub(1);
         let seq = stored.seq;
         self.requeue(id, seq, None, cause, now, changes);
+    }
+}
+
+/// A queue being rebuilt from the store, one task at a time as rows are read (a million
+/// tasks never sit in memory twice). Queued tasks go back into their lanes in their old
+/// order; running tasks stay with their agents and leases; scheduled and blocked tasks
+/// wait as before.
+pub struct Restore {
+    queue: TaskQueue,
+    blocked: Vec<TaskId>,
+    /// In id order (the store reads them so): the map is built from them in one go, with
+    /// full nodes and no search per task.
+    records: Vec<(TaskId, Box<Record>)>,
+}
+
+impl Restore {
+    pub fn new(next_id: TaskId) -> Restore {
+        let mut queue = TaskQueue::new();
+        queue.next_id = next_id.max(1);
+        Restore {
+            queue,
+            blocked: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, task: Task, seq: u64) {
+        let queue = &mut self.queue;
+        let id = task.id;
+        queue.next_id = queue.next_id.max(id + 1);
+        queue.next_seq = queue.next_seq.max(seq);
+        queue.count(&task.queue, task.status, 1);
+        match task.status {
+            TaskStatus::Queued => {}
+            TaskStatus::Running => {
+                if let Some(agent) = &task.agent {
+                    queue
+                        .running_by_agent
+                        .entry(agent.clone())
+                        .or_default()
+                        .insert(id);
+                }
+                // Tasks from before leases existed get one at start-up (see
+                // `grant_missing_leases`).
+                if let Some(until) = task.lease_until {
+                    queue.leases.insert((until, id));
+                }
+            }
+            TaskStatus::Scheduled => {
+                queue.scheduled.insert((task.run_at.unwrap_or(0), id));
+            }
+            TaskStatus::Blocked => self.blocked.push(id),
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled => {
+                queue.finished.insert((task.updated_at, id));
+            }
+        }
+        let name = queue.intern(&task.queue);
+        let record = Record::new(task, seq, name);
+        if record.status == TaskStatus::Queued {
+            push_ready(&mut queue.lanes, &record, seq);
+            queue.queued += 1;
+        }
+        self.records.push((id, Box::new(record)));
+    }
+
+    pub fn finish(self) -> TaskQueue {
+        let Restore {
+            mut queue,
+            blocked,
+            records,
+        } = self;
+        queue.tasks = records.into_iter().collect();
+        for id in blocked {
+            // A dependency that is gone was pruned, so it finished; had it failed, this
+            // task would have been cancelled with it.
+            let pending: Vec<TaskId> = queue
+                .record(id)
+                .map(|task| task.after().to_vec())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|dep| {
+                    queue
+                        .record(*dep)
+                        .is_some_and(|d| d.status != TaskStatus::Done)
+                })
+                .collect();
+            queue.waiting_on.insert(id, pending.len());
+            for dep in pending {
+                queue.dependents.entry(dep).or_default().push(id);
+            }
+        }
+        queue
     }
 }
 

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::StoreError;
-use crate::daemon::queue::TaskQueue;
+use crate::daemon::queue::{Restore, TaskQueue};
 use crate::daemon::registry::{AgentRecord, Availability, Registry};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{Task, TaskStatus};
@@ -63,7 +63,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
          FROM tasks ORDER BY id",
     )?;
     let mut rows = statement.query([])?;
-    let mut tasks = Vec::new();
+    let mut tasks = Restore::new(next_id);
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let text = |column: usize| -> Result<&str, StoreError> {
@@ -97,7 +97,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             after: json_list(text(18)?).map_err(|e| corrupt(format!("task {id} after: {e}")))?,
         };
         let seq = non_negative(row.get(14)?, "seq")?;
-        tasks.push((task, seq));
+        tasks.push(task, seq);
     }
 
     let mut statement = conn.prepare(
@@ -122,7 +122,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
         });
     }
     Ok(Snapshot {
-        tasks: TaskQueue::restore(tasks, next_id),
+        tasks: tasks.finish(),
         registry: Registry::restore(agents),
         counters,
     })
