@@ -3,23 +3,57 @@
 //! Results go to stdout; `note` sends messages to stderr.
 
 use std::io::{self, Write};
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::protocol::types::now_millis;
 use crate::protocol::{Agent, Millis, Task};
 
-/// A time as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.123Z`.
+/// A time as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.123Z`; a time past
+/// the year 9999 (which validation never lets in, but a damaged value must not crash
+/// whoever prints it) as `<ms>ms`. Computed directly rather than through a formatter:
+/// `task list --json` writes four per task.
 pub fn rfc3339(ms: Millis) -> String {
-    use std::fmt::Write;
-    let mut text = String::new();
-    match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
-        // humantime cannot write years past 9999; such times never pass validation, but a
-        // damaged value must not crash whoever prints it.
-        Some(time) if write!(text, "{}", humantime::format_rfc3339_millis(time)).is_ok() => text,
-        _ => format!("{ms}ms"),
+    if ms > crate::protocol::limits::MAX_TIME_MS {
+        return format!("{ms}ms");
     }
+    let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = [0u8; 24];
+    let mut put = |at: usize, value: u64, digits: usize| {
+        let mut v = value;
+        for i in (0..digits).rev() {
+            text[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, in_day / 3_600_000, 2);
+    put(14, in_day / 60_000 % 60, 2);
+    put(17, in_day / 1000 % 60, 2);
+    put(20, in_day % 1000, 3);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
+        text[at] = c;
+    }
+    text[23] = b'Z';
+    text.iter().map(|&b| b as char).collect()
+}
+
+/// (year, month, day) of the day `days` after 1970-01-01, in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// A time relative to now, e.g. `12s ago`, `5m ago`, `3h ago`, `2d ago`.
@@ -128,7 +162,16 @@ pub fn task_json(task: &Task) -> io::Result<()> {
 }
 
 pub fn tasks_json(tasks: &[Task]) -> io::Result<()> {
-    json(&tasks.iter().map(TaskJson::from).collect::<Vec<_>>())
+    json(&Each(tasks, TaskJson::from))
+}
+
+/// A JSON array of `view(item)` for every item, written as it goes (no vector of views).
+struct Each<'a, T, V>(&'a [T], fn(&'a T) -> V);
+
+impl<'a, T, V: Serialize> Serialize for Each<'a, T, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(self.1))
+    }
 }
 
 pub fn agent_json(agent: &Agent) -> io::Result<()> {
@@ -136,7 +179,7 @@ pub fn agent_json(agent: &Agent) -> io::Result<()> {
 }
 
 pub fn agents_json(agents: &[Agent]) -> io::Result<()> {
-    json(&agents.iter().map(AgentJson::from).collect::<Vec<_>>())
+    json(&Each(agents, AgentJson::from))
 }
 
 /// Prints rows as a table with aligned columns; the last column is never padded.
@@ -326,11 +369,32 @@ pub fn note(quiet: bool, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        let last = crate::protocol::limits::MAX_TIME_MS;
+        assert_eq!(rfc3339(last), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(last + 1), format!("{}ms", last + 1));
+    }
+
+    #[test]
+    fn times_match_humantime_across_the_calendar() {
+        // Leap days, century years, month ends: a prime step visits them all.
+        let mut ms = 0u64;
+        while ms <= crate::protocol::limits::MAX_TIME_MS {
+            let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+            let expected = humantime::format_rfc3339_millis(time).to_string();
+            assert_eq!(rfc3339(ms), expected, "{ms}");
+            ms += 7_919_993_417;
+        }
+        for leap in ["2000-02-29T12:00:00.000Z", "2024-02-29T00:00:00.001Z"] {
+            let time = humantime::parse_rfc3339(leap).unwrap();
+            let ms = time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            assert_eq!(rfc3339(ms), leap);
+        }
     }
 
     #[test]
