@@ -35,6 +35,8 @@ use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame};
 
 /// Buffered answers are written once they reach this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Output buffer capacity kept between answers.
+const OUTBUF_KEEP: usize = 1024 * 1024;
 /// How long a `shutdown` request waits for the socket to disappear before closing.
 const SHUTDOWN_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
@@ -324,6 +326,15 @@ impl Connection {
     /// replaced by an error saying so.
     /// Returns false when the answer had to be replaced by that error.
     fn queue_answer(&mut self, id: u64, result: Result<Response, ErrorBody>) -> bool {
+        if let Ok(Response::Tasks(tasks)) = &result {
+            // A list of a hundred thousand tasks would otherwise grow the buffer by
+            // doubling, copying megabytes each time.
+            let estimate: usize = tasks
+                .iter()
+                .map(crate::daemon::queue::encoded_size_estimate)
+                .sum();
+            self.outbuf.reserve(estimate.min(self.max_frame));
+        }
         let frame = ResponseFrame { id, result };
         let Err(e) = codec::encode_frame(&mut self.outbuf, &frame, self.max_frame) else {
             return true;
@@ -351,6 +362,10 @@ impl Connection {
         let mut writer = &self.stream;
         writer.write_all(&self.outbuf).await?;
         self.outbuf.clear();
+        if self.outbuf.capacity() > OUTBUF_KEEP {
+            // After a large answer: do not keep megabytes per idle connection.
+            self.outbuf = Vec::new();
+        }
         Ok(())
     }
 }

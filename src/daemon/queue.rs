@@ -717,7 +717,14 @@ impl TaskQueue {
                     .is_none_or(|a| task.agent.as_deref() == Some(a))
             })
             .take(limit);
-        let mut tasks = Vec::new();
+        let unfiltered =
+            filter.statuses.is_empty() && filter.queue.is_none() && filter.agent.is_none();
+        // Copying out every task is the common case: sized once, not grown by doubling.
+        let mut tasks = Vec::with_capacity(if unfiltered {
+            self.tasks.len().min(limit)
+        } else {
+            0
+        });
         let mut bytes = 0usize;
         for record in matching {
             let task = record.to_task();
