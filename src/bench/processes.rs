@@ -1,6 +1,7 @@
 //! Scenarios that measure whole processes: the real `vapora` command as a user's shell
 //! runs it, the daemon's start-up, and the daemon's memory.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -13,7 +14,8 @@ use super::requests::fill;
 use super::target::Target;
 
 /// Runs `vapora ARGS` against the target `runs` times and times each run, from spawn to
-/// exit, with its output read through a pipe as a shell pipeline would.
+/// exit, with its output read through a pipe and thrown away as it comes, the way
+/// `vapora ... | cat >/dev/null` would. Returns the latencies and the bytes of output.
 fn time_command(
     vapora: &Path,
     target: &Target,
@@ -22,21 +24,33 @@ fn time_command(
 ) -> anyhow::Result<(Latencies, usize)> {
     let mut latencies = Latencies::with_capacity(runs);
     let mut bytes = 0;
+    let mut sink = vec![0u8; 1 << 20];
     for _ in 0..runs {
         let started = Instant::now();
-        let output = Command::new(vapora)
+        let mut child = Command::new(vapora)
             .args(args)
             .env("VAPORA_SOCKET", &target.socket)
             .env("VAPORA_NO_AUTOSTART", "1")
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .output()
+            .spawn()
             .with_context(|| format!("cannot run {}", vapora.display()))?;
-        latencies.record(started.elapsed());
-        if !output.status.success() {
-            bail!("vapora {} failed: {}", args.join(" "), output.status);
+        let mut stdout = child.stdout.take().context("no stdout pipe")?;
+        bytes = 0;
+        loop {
+            match stdout.read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => bytes += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("reading the command's output"),
+            }
         }
-        bytes = output.stdout.len();
+        let status = child.wait()?;
+        latencies.record(started.elapsed());
+        if !status.success() {
+            bail!("vapora {} failed: {status}", args.join(" "));
+        }
     }
     Ok((latencies, bytes))
 }

@@ -85,49 +85,45 @@ pub fn relative(ms: Millis) -> String {
     }
 }
 
-#[derive(Serialize)]
-pub struct TaskJson<'a> {
-    id: u64,
-    title: &'a str,
-    payload: &'a str,
-    queue: &'a str,
-    priority: i32,
-    status: &'static str,
-    requires: &'a [String],
-    agent: Option<&'a str>,
-    attempts: u32,
-    max_attempts: u32,
-    created_at: String,
-    updated_at: String,
-    result: Option<&'a str>,
-    error: Option<&'a str>,
-    run_at: Option<String>,
-    lease_until: Option<String>,
-    after: &'a [u64],
-}
-
-impl<'a> From<&'a Task> for TaskJson<'a> {
-    fn from(task: &'a Task) -> TaskJson<'a> {
-        TaskJson {
-            id: task.id,
-            title: &task.title,
-            payload: &task.payload,
-            queue: &task.queue,
-            priority: task.priority,
-            status: task.status.as_str(),
-            requires: &task.requires,
-            agent: task.agent.as_deref(),
-            attempts: task.attempts,
-            max_attempts: task.max_attempts,
-            created_at: rfc3339(task.created_at),
-            updated_at: rfc3339(task.updated_at),
-            result: task.result.as_deref(),
-            error: task.error.as_deref(),
-            run_at: task.run_at.map(rfc3339),
-            lease_until: task.lease_until.map(rfc3339),
-            after: &task.after,
+/// Writes a task as its JSON object: the `--json` schema, whose field names and order are
+/// stable. Written by hand rather than derived: `task list --json` writes a hundred
+/// thousand of them, and serde_json spent half its time on the seventeen field names
+/// (BENCHMARKS.md). Strings and numbers still go through serde_json (escaping).
+fn write_task(out: &mut Vec<u8>, task: &Task) {
+    fn value<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &[u8], value: &T) {
+        out.extend_from_slice(key);
+        // Writing into a Vec cannot fail, and these types always serialize.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    fn time(out: &mut Vec<u8>, key: &[u8], ms: Option<Millis>) {
+        out.extend_from_slice(key);
+        match ms {
+            Some(ms) => {
+                out.push(b'"');
+                out.extend_from_slice(rfc3339(ms).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
         }
     }
+    value(out, b"{\"id\":", &task.id);
+    value(out, b",\"title\":", &task.title);
+    value(out, b",\"payload\":", &task.payload);
+    value(out, b",\"queue\":", &task.queue);
+    value(out, b",\"priority\":", &task.priority);
+    value(out, b",\"status\":", task.status.as_str());
+    value(out, b",\"requires\":", &task.requires);
+    value(out, b",\"agent\":", &task.agent);
+    value(out, b",\"attempts\":", &task.attempts);
+    value(out, b",\"max_attempts\":", &task.max_attempts);
+    time(out, b",\"created_at\":", Some(task.created_at));
+    time(out, b",\"updated_at\":", Some(task.updated_at));
+    value(out, b",\"result\":", &task.result);
+    value(out, b",\"error\":", &task.error);
+    time(out, b",\"run_at\":", task.run_at);
+    time(out, b",\"lease_until\":", task.lease_until);
+    value(out, b",\"after\":", &task.after);
+    out.push(b'}');
 }
 
 #[derive(Serialize)]
@@ -165,11 +161,33 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
 }
 
 pub fn task_json(task: &Task) -> io::Result<()> {
-    json(&TaskJson::from(task))
+    let mut text = Vec::with_capacity(512);
+    write_task(&mut text, task);
+    text.push(b'\n');
+    let mut out = io::stdout().lock();
+    out.write_all(&text)?;
+    out.flush()
 }
 
+/// Tasks as one JSON array, written in 64 KiB blocks as it goes.
 pub fn tasks_json(tasks: &[Task]) -> io::Result<()> {
-    json(&Each(tasks, TaskJson::from))
+    const BLOCK: usize = 64 * 1024;
+    let mut out = io::stdout().lock();
+    let mut text = Vec::with_capacity(2 * BLOCK);
+    text.push(b'[');
+    for (i, task) in tasks.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        write_task(&mut text, task);
+        if text.len() >= BLOCK {
+            out.write_all(&text)?;
+            text.clear();
+        }
+    }
+    text.extend_from_slice(b"]\n");
+    out.write_all(&text)?;
+    out.flush()
 }
 
 /// A JSON array of `view(item)` for every item, written as it goes (no vector of views).
@@ -402,6 +420,83 @@ mod tests {
             let ms = time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
             assert_eq!(rfc3339(ms), leap);
         }
+    }
+
+    #[test]
+    fn task_json_has_the_documented_fields_in_order() {
+        let mut task = Task {
+            id: 7,
+            title: "quote \" and \\ and \u{1}".into(),
+            payload: "line\nbreak".into(),
+            queue: "q".into(),
+            priority: -2,
+            status: crate::protocol::TaskStatus::Running,
+            requires: vec!["gpu".into()],
+            agent: Some("w1".into()),
+            attempts: 1,
+            max_attempts: 3,
+            created_at: 0,
+            updated_at: 1_700_000_000_123,
+            result: None,
+            error: Some("e".into()),
+            run_at: None,
+            lease_until: Some(1_700_000_060_000),
+            lease_ms: None,
+            after: vec![1, 2],
+        };
+        let mut text = Vec::new();
+        write_task(&mut text, &task);
+        let parsed: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let expected = serde_json::json!({
+            "id": 7, "title": "quote \" and \\ and \u{1}", "payload": "line\nbreak",
+            "queue": "q", "priority": -2, "status": "running", "requires": ["gpu"],
+            "agent": "w1", "attempts": 1, "max_attempts": 3,
+            "created_at": "1970-01-01T00:00:00.000Z", "updated_at": "2023-11-14T22:13:20.123Z",
+            "result": null, "error": "e", "run_at": null,
+            "lease_until": "2023-11-14T22:14:20.000Z", "after": [1, 2]
+        });
+        assert_eq!(parsed, expected);
+        let keys: Vec<&str> = parsed
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let order = [
+            "id",
+            "title",
+            "payload",
+            "queue",
+            "priority",
+            "status",
+            "requires",
+            "agent",
+            "attempts",
+            "max_attempts",
+            "created_at",
+            "updated_at",
+            "result",
+            "error",
+            "run_at",
+            "lease_until",
+            "after",
+        ];
+        let mut sorted = order.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(
+            keys, sorted,
+            "serde_json's map sorts keys; every field is there"
+        );
+        let text = String::from_utf8(text).unwrap();
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        task.agent = None;
+        let mut text = Vec::new();
+        write_task(&mut text, &task);
+        assert!(String::from_utf8(text).unwrap().contains("\"agent\":null"));
     }
 
     #[test]
