@@ -172,6 +172,9 @@ pub fn task_json(task: &Task) -> io::Result<()> {
 /// Tasks as one JSON array, written in 64 KiB blocks as it goes.
 pub fn tasks_json(tasks: &[Task]) -> io::Result<()> {
     const BLOCK: usize = 64 * 1024;
+    if tasks.len() > 1000 {
+        widen_stdout_pipe();
+    }
     let mut out = io::stdout().lock();
     let mut text = Vec::with_capacity(2 * BLOCK);
     text.push(b'[');
@@ -188,6 +191,18 @@ pub fn tasks_json(tasks: &[Task]) -> io::Result<()> {
     text.extend_from_slice(b"]\n");
     out.write_all(&text)?;
     out.flush()
+}
+
+/// When stdout is a pipe, asks for a 1 MiB pipe buffer (the unprivileged maximum)
+/// instead of 64 KiB: megabytes of output then cost a sixteenth of the hand-offs between
+/// vapora and its reader (`task list --json | jq` ran 80 ms longer than into a file at
+/// 100,000 tasks). Anything else, or a refusal, changes nothing.
+fn widen_stdout_pipe() {
+    // SAFETY: fcntl on descriptor 1 with an integer argument; it fails harmlessly
+    // (EBADF, EINVAL, EPERM) when stdout is not a pipe or the size is not allowed.
+    unsafe {
+        libc::fcntl(1, libc::F_SETPIPE_SZ, 1 << 20);
+    }
 }
 
 /// A JSON array of `view(item)` for every item, written as it goes (no vector of views).
