@@ -176,19 +176,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_record_gives_back_the_task_it_was_made_from() {
-        let full = task();
-        assert_eq!(Record::new(full.clone(), 1, "q".into()).to_task(), full);
-        let plain = crate::protocol::Task {
+    /// A task with every rare field empty.
+    fn plain_task() -> Task {
+        Task {
             requires: vec![],
-            agent: None,
             result: None,
             error: None,
             run_at: None,
             lease_ms: None,
             after: vec![],
             ..task()
+        }
+    }
+
+    #[test]
+    fn a_record_gives_back_the_task_it_was_made_from() {
+        let full = task();
+        assert_eq!(Record::new(full.clone(), 1, "q".into()).to_task(), full);
+        let plain = Task {
+            agent: None,
+            ..plain_task()
         };
         let record = Record::new(plain.clone(), 1, "q".into());
         assert!(
@@ -200,16 +207,7 @@ mod tests {
 
     #[test]
     fn clearing_the_last_rare_field_drops_the_box() {
-        let plain = Task {
-            requires: vec![],
-            result: None,
-            error: None,
-            run_at: None,
-            lease_ms: None,
-            after: vec![],
-            ..task()
-        };
-        let mut record = Record::new(plain, 1, "q".into());
+        let mut record = Record::new(plain_task(), 1, "q".into());
         record.set_error(Some("boom".into()));
         assert_eq!(record.error(), Some("boom"));
         record.set_error(None);
