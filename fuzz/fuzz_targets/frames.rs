@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             && let Request::AddTasks { tasks } = request
         {
             for mut task in tasks {
-                let _ = task.validate();
+                let _ = task.validate(&vapora::protocol::limits::Limits::default());
             }
         }
         let _ = codec::decode::<RequestFrame>(body);
