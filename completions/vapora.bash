@@ -1135,7 +1135,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__claim)
-            opts="-q -h --agent --queue --wait --socket --json --quiet --no-autostart --help"
+            opts="-q -h --agent --queue --wait --done --result --socket --json --quiet --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1150,6 +1150,14 @@ _vapora() {
                     return 0
                     ;;
                 --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --done)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -111,6 +111,8 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l agent -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l queue -d 'Only from this queue (repeatable; default: any queue)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l wait -d 'Wait this long for a task to arrive (e.g. 30s)' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l done -d 'First mark this task (which the agent runs) done, in the same request and commit: "finish, take the next" in one round trip' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l result -d 'The result of the --done task' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s q -l quiet -d 'Print only the essentials (ids), no messages'

@@ -63,6 +63,7 @@ fn concurrent_adders_and_claimers_lose_and_duplicate_nothing() {
                         agent: format!("w{c}"),
                         queues: vec![],
                         wait_ms: 100,
+                        done: None,
                     };
                     match client.call(&request).unwrap() {
                         Ok(Response::Claimed(Some(task))) => {

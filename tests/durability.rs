@@ -126,6 +126,7 @@ fn acknowledged_claims_and_finishes_survive_sigkill() {
                         agent: agent.clone(),
                         queues: vec![],
                         wait_ms: 0,
+                        done: None,
                     };
                     let task = match client.call(&claim) {
                         Ok(Ok(Response::Claimed(Some(task)))) => task,

@@ -39,6 +39,7 @@ fn seeds() -> Vec<Vec<u8>> {
             agent: "w".into(),
             queues: vec!["q".into()],
             wait_ms: 0,
+            done: None,
         },
         Request::RegisterAgent {
             name: "w".into(),

@@ -270,6 +270,7 @@ fn a_half_closed_client_still_gets_its_parked_claim() {
         agent: "w1".into(),
         queues: vec![],
         wait_ms: 30_000,
+        done: None,
     };
     send(
         &mut stream,

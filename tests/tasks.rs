@@ -132,6 +132,50 @@ fn claim_output_forms() {
 }
 
 #[test]
+fn claim_with_done_finishes_the_held_task_and_takes_the_next() {
+    let mut d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    d.run(&["agent", "register", "w2"]).ok();
+    let (a, b) = (d.add(&["a"]), d.add(&["b"]));
+    assert_eq!(
+        d.run(&["task", "claim", "--agent", "w1", "-q"]).ok(),
+        a.to_string()
+    );
+
+    // Another agent cannot finish w1's task this way, and takes nothing either.
+    let refused = d.run(&["task", "claim", "--agent", "w2", "--done", &a.to_string()]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("does not hold"), "{refused:?}");
+    assert_eq!(d.status_of(a), "running");
+    assert_eq!(d.status_of(b), "queued");
+
+    let a_text = a.to_string();
+    let args = [
+        "task", "claim", "--agent", "w1", "--done", &a_text, "--result", "ok", "-q",
+    ];
+    assert_eq!(d.run(&args).ok(), b.to_string());
+    let done = d.run(&["task", "show", &a_text, "--json"]).json();
+    assert_eq!(
+        (done["status"].as_str(), done["result"].as_str()),
+        (Some("done"), Some("ok"))
+    );
+    assert_eq!(d.status_of(b), "running");
+
+    // Nothing left: the done still counts, and the claim exits 5.
+    let b_text = b.to_string();
+    let last = d.run(&["task", "claim", "--agent", "w1", "--done", &b_text]);
+    assert_eq!(last.code, 5, "{last:?}");
+    assert_eq!(d.status_of(b), "done");
+    // Both commits are durable.
+    d.kill9();
+    d.restart(&[]);
+    assert_eq!(
+        (d.status_of(a), d.status_of(b)),
+        ("done".into(), "done".into())
+    );
+}
+
+#[test]
 fn claim_by_unregistered_agent_names_the_register_command() {
     let d = TestDaemon::start();
     d.add(&["t"]);

@@ -55,7 +55,12 @@ impl Daemon {
     }
 
     async fn claim(&self, agent: &str) -> u64 {
-        match self.state.claim(agent.into(), vec![], false).await.unwrap() {
+        match self
+            .state
+            .claim(agent.into(), vec![], false, None)
+            .await
+            .unwrap()
+        {
             ClaimOutcome::Claimed(task) => task.id,
             _ => panic!("nothing claimed"),
         }

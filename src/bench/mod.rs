@@ -28,7 +28,8 @@ pub enum Scenario {
     Add,
     /// Batches of tasks, pipelined.
     AddBulk,
-    /// Agents claiming tasks and marking them done.
+    /// Agents claiming tasks and marking them done: a done and a claim per task, then a
+    /// claim that marks the previous task done (`task claim --done`).
     ClaimDone,
     /// `vapora task list --json` over a full queue, the whole command.
     List,
@@ -191,11 +192,16 @@ fn run_scenario(args: &BenchArgs, vapora: &Path, scenario: Scenario) -> anyhow::
                 )?);
             }
         }
-        Scenario::ClaimDone => rows.push(requests::claim_done(
-            &fresh()?,
-            args.agents.max(1),
-            args.claim_tasks,
-        )?),
+        Scenario::ClaimDone => {
+            for combined in [false, true] {
+                rows.push(requests::claim_done(
+                    &fresh()?,
+                    args.agents.max(1),
+                    args.claim_tasks,
+                    combined,
+                )?);
+            }
+        }
         Scenario::List => rows.push(processes::list(
             vapora,
             &fresh()?,

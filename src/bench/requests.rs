@@ -10,7 +10,7 @@ use super::latency::Latencies;
 use super::report::Row;
 use super::target::{Target, call};
 use crate::client::connection::Client;
-use crate::protocol::{NewTask, Request, Response};
+use crate::protocol::{DoneFirst, NewTask, Request, Response, TaskId};
 
 /// Runs `work` on `connections` threads, each with its own connection, released together
 /// once all are connected. Returns the wall time from the release to the last one's end,
@@ -175,8 +175,15 @@ pub fn fill(target: &Target, tasks: usize) -> anyhow::Result<()> {
 }
 
 /// `agents` agents, each claiming a task and marking it done until the queue is empty.
-/// The queue holds `tasks` tasks first. One operation is a claim and its done.
-pub fn claim_done(target: &Target, agents: usize, tasks: usize) -> anyhow::Result<Row> {
+/// The queue holds `tasks` tasks first. One operation is one task finished: its `done`
+/// and the next claim, as two requests, or as one when `combined` (a claim that marks the
+/// previous task done, `task claim --done`).
+pub fn claim_done(
+    target: &Target,
+    agents: usize,
+    tasks: usize,
+    combined: bool,
+) -> anyhow::Result<Row> {
     fill(target, tasks)?;
     let mut client = target.connect()?;
     for index in 0..agents {
@@ -191,25 +198,37 @@ pub fn claim_done(target: &Target, agents: usize, tasks: usize) -> anyhow::Resul
     }
     let (seconds, mut latencies) = on_connections(target, agents, |index, client, lat| {
         let agent = agent_name(index);
+        let mut held: Option<TaskId> = None;
         loop {
             let started = Instant::now();
+            let finishing = held.take();
+            if let (Some(id), false) = (finishing, combined) {
+                let done = Request::Complete {
+                    id,
+                    result: None,
+                    agent: Some(agent.clone()),
+                };
+                call(client, &done)?;
+            }
             let claim = Request::Claim {
                 agent: agent.clone(),
                 queues: Vec::new(),
                 wait_ms: 0,
+                done: finishing
+                    .filter(|_| combined)
+                    .map(|id| DoneFirst { id, result: None }),
             };
-            let task = match call(client, &claim)? {
-                Response::Claimed(Some(task)) => task,
-                Response::Claimed(None) => return Ok(()),
+            let next = match call(client, &claim)? {
+                Response::Claimed(task) => task.map(|task| task.id),
                 other => bail!("unexpected answer to a claim: {other:?}"),
             };
-            let done = Request::Complete {
-                id: task.id,
-                result: None,
-                agent: Some(agent.clone()),
-            };
-            call(client, &done)?;
-            lat.record(started.elapsed());
+            if finishing.is_some() {
+                lat.record(started.elapsed());
+            }
+            match next {
+                Some(id) => held = Some(id),
+                None => return Ok(()),
+            }
         }
     })?;
     let count = latencies.len() as u64;
@@ -218,7 +237,7 @@ pub fn claim_done(target: &Target, agents: usize, tasks: usize) -> anyhow::Resul
     }
     Ok(Row::throughput(
         "claim-done",
-        format!("agents={agents}"),
+        format!("agents={agents}{}", if combined { " combined" } else { "" }),
         "tasks",
         count,
         seconds,

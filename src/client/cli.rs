@@ -253,6 +253,13 @@ pub struct ClaimArgs {
     /// Wait this long for a task to arrive (e.g. 30s).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+    /// First mark this task (which the agent runs) done, in the same request and commit:
+    /// "finish, take the next" in one round trip.
+    #[arg(long, value_name = "ID")]
+    pub done: Option<u64>,
+    /// The result of the --done task.
+    #[arg(long, value_name = "TEXT", requires = "done")]
+    pub result: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

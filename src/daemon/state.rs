@@ -31,8 +31,8 @@ use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
 use crate::protocol::limits::{self, Limits, MAX_TASKS_LIMIT};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{
-    Agent, AgentStatus, DaemonInfo, ErrorBody, ErrorKind, MetricsSnapshot, Millis, NewTask, Task,
-    TaskFilter, TaskId,
+    Agent, AgentStatus, DaemonInfo, DoneFirst, ErrorBody, ErrorKind, MetricsSnapshot, Millis,
+    NewTask, Task, TaskFilter, TaskId,
 };
 
 /// Most task ids one `wait` request may name.
@@ -378,10 +378,16 @@ impl AppState {
         agent: String,
         queues: Vec<String>,
         wait: bool,
+        done: Option<DoneFirst>,
     ) -> Result<ClaimOutcome, ErrorBody> {
         limits::check_name("agent", &agent).map_err(ErrorBody::invalid)?;
         for queue in &queues {
             limits::check_name("queue", queue).map_err(ErrorBody::invalid)?;
+        }
+        if let Some(result) = done.as_ref().and_then(|d| d.result.as_ref()) {
+            self.limits
+                .check_text("the result", result)
+                .map_err(ErrorBody::invalid)?;
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             // Checked under the queue lock: `begin_shutdown` sets the phase before it
@@ -389,8 +395,16 @@ impl AppState {
             if wait && self.shutdown.is_stopping() {
                 return Err(ErrorBody::unavailable("the daemon is shutting down"));
             }
+            // Every check comes before the first change to memory: a refused request
+            // changes nothing.
+            if let Some(done) = &done {
+                queue.tasks.check_holder(done.id, Some(&agent))?;
+            }
             // A claim is a sign of life.
             let record = registry.heartbeat(&agent, now, changes)?;
+            if let Some(done) = done {
+                queue.tasks.complete(done.id, done.result, now, changes)?;
+            }
             queue.tasks.extend_leases(&agent, now, changes);
             let claimed = record
                 .claimant()

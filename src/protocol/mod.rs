@@ -8,6 +8,6 @@ pub mod request;
 pub mod response;
 pub mod types;
 
-pub use request::{Request, RequestFrame, RequestKind, TaskFilter};
+pub use request::{DoneFirst, Request, RequestFrame, RequestKind, TaskFilter};
 pub use response::{ErrorBody, ErrorKind, MetricsSnapshot, Response, ResponseFrame};
 pub use types::{Agent, AgentStatus, DaemonInfo, Event, Millis, NewTask, Task, TaskId, TaskStatus};

@@ -12,6 +12,13 @@ pub struct RequestFrame {
     pub request: Request,
 }
 
+/// The task a `Claim` marks done before claiming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneFirst {
+    pub id: TaskId,
+    pub result: Option<String>,
+}
+
 /// Which tasks `ListTasks` returns. Empty `statuses` means every status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFilter {
@@ -36,11 +43,14 @@ pub enum Request {
         id: TaskId,
     },
     /// Claims the best task the agent may take; `wait_ms` > 0 parks until one arrives.
-    /// Empty `queues` means any queue.
+    /// Empty `queues` means any queue. With `done`, first marks that task (which the agent
+    /// must be running) done, in the same commit: a worker's "finish, take the next" is one
+    /// round trip and one commit instead of two.
     Claim {
         agent: String,
         queues: Vec<String>,
         wait_ms: u64,
+        done: Option<DoneFirst>,
     },
     /// `agent`, when given, must be the agent running the task: a worker that lost its
     /// task (its agent was set offline) cannot finish it under another agent's feet.

@@ -10,7 +10,9 @@ use crate::client::exit::{CliError, EMPTY, FAILURE, OK};
 use crate::client::{Session, output, unexpected};
 use crate::protocol::limits::{Limits, MAX_BATCH};
 use crate::protocol::types::now_millis;
-use crate::protocol::{NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus};
+use crate::protocol::{
+    DoneFirst, NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus,
+};
 
 /// Most tasks per request when adding from stdin.
 const STDIN_BATCH: usize = 1000;
@@ -349,6 +351,10 @@ fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
         agent: args.agent,
         queues: args.queue,
         wait_ms,
+        done: args.done.map(|id| DoneFirst {
+            id,
+            result: args.result,
+        }),
     })?;
     let task = match response {
         Response::Claimed(Some(task)) => task,

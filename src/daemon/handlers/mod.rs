@@ -25,7 +25,8 @@ pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Respons
             agent,
             queues,
             wait_ms,
-        } => tasks::claim(state, agent, queues, wait_ms).await,
+            done,
+        } => tasks::claim(state, agent, queues, wait_ms, done).await,
         Request::Complete { id, result, agent } => tasks::complete(state, id, result, agent).await,
         Request::Fail {
             id,

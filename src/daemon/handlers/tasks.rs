@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::daemon::state::{AppState, ClaimOutcome};
-use crate::protocol::{ErrorBody, NewTask, Response, TaskFilter, TaskId};
+use crate::protocol::{DoneFirst, ErrorBody, NewTask, Response, TaskFilter, TaskId};
 
 pub async fn add(state: &Arc<AppState>, tasks: Vec<NewTask>) -> Result<Response, ErrorBody> {
     state.add_tasks(tasks).await.map(Response::Added)
@@ -24,8 +24,9 @@ pub async fn claim(
     agent: String,
     queues: Vec<String>,
     wait_ms: u64,
+    done: Option<DoneFirst>,
 ) -> Result<Response, ErrorBody> {
-    match state.claim(agent, queues, wait_ms > 0).await? {
+    match state.claim(agent, queues, wait_ms > 0, done).await? {
         ClaimOutcome::Claimed(task) => Ok(Response::Claimed(Some(task))),
         ClaimOutcome::Empty => Ok(Response::Claimed(None)),
         ClaimOutcome::Parked(mut ticket) => {
