@@ -155,3 +155,45 @@ fn pipelined_full_batches_do_not_deadlock() {
     let metrics = d.run(&["metrics", "--json"]).json();
     assert_eq!(metrics["counters"]["enqueued"], 200_000, "{metrics}");
 }
+
+#[test]
+fn stdin_reports_bad_lines_before_it_needs_a_daemon() {
+    let mut d = TestDaemon::start();
+    d.kill9();
+    let run = d.run_stdin(
+        &["task", "add", "--stdin", "--jsonl"],
+        "{\"title\":\"ok\"}\nnot json\n",
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("line 2"), "{run:?}");
+    // Good input still needs the daemon: unreachable, exit 3.
+    let run = d.run_stdin(&["task", "add", "--stdin"], "fine\n");
+    assert_eq!(run.code, 3, "{run:?}");
+}
+
+#[test]
+fn a_stored_task_larger_than_a_smaller_frame_is_refused_at_start() {
+    let mut d = TestDaemon::start_with(&["--max-payload", "5000000"]);
+    let mut client = Client::connect(&d.socket).unwrap();
+    let mut task = NewTask::new("big");
+    task.payload = "x".repeat(4_500_000);
+    let id = match client
+        .call(&Request::AddTasks { tasks: vec![task] })
+        .unwrap()
+    {
+        Ok(vapora::protocol::Response::Added(ids)) => ids[0],
+        other => panic!("{other:?}"),
+    };
+    drop(client);
+    assert_eq!(d.terminate().code(), Some(0));
+    let refused = d
+        .spawn_daemon(&["--max-frame", "4194304"])
+        .expect_err("the daemon should refuse to start");
+    assert!(
+        refused.contains(&format!("task {id} is about")),
+        "{refused}"
+    );
+    // With the frame it was stored under, it starts and serves the task.
+    d.restart(&["--max-payload", "5000000"]);
+    assert_eq!(d.status_of(id), "queued");
+}

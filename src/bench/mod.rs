@@ -188,7 +188,7 @@ fn run_scenario(args: &BenchArgs, vapora: &Path, scenario: Scenario) -> anyhow::
                     &fresh()?,
                     c.max(1),
                     args.bulk_tasks,
-                    args.batch.clamp(1, crate::protocol::limits::MAX_BATCH),
+                    args.batch,
                 )?);
             }
         }

@@ -43,7 +43,11 @@ fn time_command(
                 Ok(0) => break,
                 Ok(n) => bytes += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("reading the command's output"),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e).context("reading the command's output");
+                }
             }
         }
         let status = child.wait()?;
@@ -159,6 +163,7 @@ pub fn restart(target: &mut Target, tasks: usize, runs: usize) -> anyhow::Result
 /// The daemon's resident memory per queued task, beyond the task's title (1 byte here) and
 /// payload (empty): RSS after adding `tasks` tasks minus RSS before, over `tasks`.
 pub fn memory(target: &Target, tasks: usize) -> anyhow::Result<Row> {
+    let tasks = tasks.max(1);
     let pid = target.pid()?;
     // A first small fill so that the allocator, the store and the connection buffers
     // are warm and not counted per task.

@@ -53,12 +53,12 @@ pub fn print_json(rows: &[Row]) -> anyhow::Result<()> {
 
 pub fn print_table(rows: &[Row]) {
     println!(
-        "{:<11} {:<16} {:>9} {:>12} {:>10} {:>10}  note",
+        "{:<11} {:<18} {:>9} {:>12} {:>10} {:>10}  note",
         "scenario", "setting", "ops", "ops/s", "p50", "p99"
     );
     for row in rows {
         println!(
-            "{:<11} {:<16} {:>9} {:>12} {:>10} {:>10}  {}",
+            "{:<11} {:<18} {:>9} {:>12} {:>10} {:>10}  {}",
             row.scenario,
             row.setting,
             format!("{} {}", row.ops, short_unit(row.unit)),

@@ -142,8 +142,17 @@ impl Target {
 
     /// The daemon's pid, from its answer to a ping.
     pub fn pid(&self) -> anyhow::Result<u32> {
+        Ok(self.info()?.pid)
+    }
+
+    /// Most tasks the daemon takes in one add request (its `--max-batch`).
+    pub fn max_batch(&self) -> anyhow::Result<usize> {
+        Ok(self.info()?.limits.batch as usize)
+    }
+
+    fn info(&self) -> anyhow::Result<crate::protocol::DaemonInfo> {
         match call(&mut self.connect()?, &Request::Ping)? {
-            Response::Pong(info) => Ok(info.pid),
+            Response::Pong(info) => Ok(info),
             other => bail!("unexpected answer to a ping: {other:?}"),
         }
     }

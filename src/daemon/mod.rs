@@ -86,6 +86,15 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     let db_path = options.data_dir.join("vapora.db");
     let (store, snapshot, writer) = store::Store::open(&db_path, options.sync)
         .with_context(|| format!("cannot open {}", db_path.display()))?;
+    // A task stored under larger limits could never be answered (and a claim of it would
+    // fail forever at the head of its lane): refuse to start rather than serve it.
+    if let Some((id, size)) = snapshot.tasks.task_larger_than(options.max_frame) {
+        anyhow::bail!(
+            "task {id} is about {size} bytes, more than --max-frame {}: start with a larger \
+             --max-frame",
+            options.max_frame
+        );
+    }
     let (listener, socket_path) = match systemd::activated_listener()? {
         Some(listener) => {
             let path = listener

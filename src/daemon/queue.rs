@@ -719,9 +719,10 @@ impl TaskQueue {
             .take(limit);
         let unfiltered =
             filter.statuses.is_empty() && filter.queue.is_none() && filter.agent.is_none();
-        // Copying out every task is the common case: sized once, not grown by doubling.
+        // Copying out every task is the common case: sized once, not grown by doubling
+        // (but never beyond what the byte budget lets through).
         let mut tasks = Vec::with_capacity(if unfiltered {
-            self.tasks.len().min(limit)
+            self.tasks.len().min(limit).min(byte_budget / 64)
         } else {
             0
         });
@@ -739,6 +740,18 @@ impl TaskQueue {
             tasks.push(task);
         }
         Ok(tasks)
+    }
+
+    /// A stored task too large to send in a frame of `max_frame` bytes, with its size:
+    /// one written under larger limits than the daemon now runs with. (Only tasks whose
+    /// text alone comes near the frame are measured whole.)
+    pub fn task_larger_than(&self, max_frame: usize) -> Option<(TaskId, usize)> {
+        let near = max_frame.saturating_sub(64 * 1024);
+        self.tasks
+            .values()
+            .filter(|record| record.text_bytes() > near)
+            .map(|record| (record.id, encoded_size_estimate(&record.to_task())))
+            .find(|&(_, size)| size > max_frame)
     }
 
     /// Non-zero (queue, status, count) triples.

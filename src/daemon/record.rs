@@ -127,6 +127,16 @@ impl Record {
         self.rare.as_deref().and_then(|r| r.error.as_deref())
     }
 
+    /// Bytes of free text (title, payload, result, error): most of a large task's size.
+    pub fn text_bytes(&self) -> usize {
+        let rare = self.rare.as_deref();
+        let text = |s: Option<&String>| s.map_or(0, String::len);
+        self.title.len()
+            + self.payload.len()
+            + text(rare.and_then(|r| r.result.as_ref()))
+            + text(rare.and_then(|r| r.error.as_ref()))
+    }
+
     pub fn set_run_at(&mut self, run_at: Option<Millis>) {
         self.update_rare(|r| r.run_at = run_at);
     }

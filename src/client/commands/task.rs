@@ -205,12 +205,11 @@ fn parse_line(args: &AddArgs, limits: &Limits, line: &str) -> Result<NewTask, St
 /// Adds one task per line of stdin. Every line is checked before anything is sent: if any
 /// line is bad, each bad line is reported with its number and nothing is added. Then the
 /// tasks go out in pipelined batches on one connection; ids print in input order.
+///
+/// The input is read and checked first (against what any daemon could accept), without a
+/// connection: a slow producer holds no connection open. Then the daemon is asked for its
+/// own limits, and every task is checked against those too before the first is sent.
 fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
-    // The daemon's own limits, so that a line it would refuse is caught before any is sent.
-    let limits = match session.call(Request::Ping)? {
-        Response::Pong(info) => info.limits,
-        other => return Err(unexpected(other)),
-    };
     let mut tasks = Vec::new();
     let mut bad_lines = 0usize;
     for (index, line) in io::stdin().lock().lines().enumerate() {
@@ -220,8 +219,8 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         if args.jsonl && line.trim().is_empty() {
             continue;
         }
-        match parse_line(&args, &limits, line) {
-            Ok(task) => tasks.push(task),
+        match parse_line(&args, &Limits::CEILINGS, line) {
+            Ok(task) => tasks.push((number, task)),
             Err(message) => {
                 bad_lines += 1;
                 eprintln!("vapora: line {number}: {message}");
@@ -239,6 +238,23 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         }
         return Ok(OK);
     }
+    let limits = match session.call(Request::Ping)? {
+        Response::Pong(info) => info.limits,
+        other => return Err(unexpected(other)),
+    };
+    for (number, task) in &mut tasks {
+        if let Err(message) = task.validate(&limits) {
+            bad_lines += 1;
+            eprintln!("vapora: line {number}: {message}");
+        }
+    }
+    if bad_lines > 0 {
+        return Err(CliError::usage(format!(
+            "{bad_lines} bad line(s) for this daemon's limits (see `vapora ping --json`); \
+             no tasks were added"
+        )));
+    }
+    let tasks = tasks.into_iter().map(|(_, task)| task).collect();
     let requests = batches(tasks, STDIN_BATCH.min(limits.batch as usize));
     let mut answers = Vec::with_capacity(requests.len());
     let transport_error = session.client()?.call_many(&requests, &mut answers).err();
