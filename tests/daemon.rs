@@ -47,6 +47,22 @@ fn sigterm_and_sigint_stop_cleanly_and_remove_the_socket() {
 }
 
 #[test]
+fn sigterm_the_instant_the_daemon_is_ready_still_stops_it_cleanly() {
+    // The signal handlers must be in place before readiness is announced: a service
+    // manager or script may stop the daemon right away.
+    for round in 0..20 {
+        let mut d = TestDaemon::start();
+        let status = d.terminate();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}: {status:?}\n{}",
+            d.log_text()
+        );
+    }
+}
+
+#[test]
 fn shutdown_command_returns_once_the_socket_is_gone() {
     let mut d = TestDaemon::start();
     let run = d.run(&["shutdown"]);

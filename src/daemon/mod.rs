@@ -77,6 +77,7 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
+    let signals = catch_stop_signals();
     options
         .limits
         .check_fits(options.max_frame)
@@ -142,7 +143,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     signal_ready();
     systemd::ready(&state);
     let watchdog = tokio::spawn(systemd::watchdog(Arc::clone(&state)));
-    tokio::spawn(stop_on_signals(Arc::clone(&state)));
+    tokio::spawn(stop_on_signals(Arc::clone(&state), signals));
 
     let mut connections = JoinSet::new();
     loop {
@@ -197,13 +198,29 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_on_signals(state: Arc<AppState>) {
+/// SIGINT and SIGTERM, caught from the moment this returns: installed first thing at
+/// start-up, so that a signal sent at any time after (even the instant readiness is
+/// announced) stops the daemon cleanly instead of killing it.
+type StopSignals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn catch_stop_signals() -> StopSignals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+    match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with `vapora shutdown`");
+    ) {
+        (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+        _ => {
+            tracing::error!(
+                "cannot install signal handlers; stop the daemon with `vapora shutdown`"
+            );
+            None
+        }
+    }
+}
+
+async fn stop_on_signals(state: Arc<AppState>, signals: StopSignals) {
+    let Some((mut interrupt, mut terminate)) = signals else {
         return;
     };
     let mut first = true;
