@@ -152,7 +152,8 @@ impl<'a> From<&'a Agent> for AgentJson<'a> {
 }
 
 /// Prints one JSON document on its own line. Buffered in large blocks: stdout alone
-/// writes every 1 KiB, which made a 30 MB list 30,000 `write` calls into a pipe.
+/// writes every 1 KiB (a 30 MB document would be 30,000 `write` calls into a pipe).
+/// Task lists have their own writer, `tasks_json`.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;

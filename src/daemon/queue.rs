@@ -660,16 +660,6 @@ impl TaskQueue {
         ids
     }
 
-    /// Rebuilds a queue from stored tasks (with their places in line) and the next id to
-    /// hand out; see [`Restore`].
-    pub fn restore(tasks: Vec<(Task, u64)>, next_id: TaskId) -> TaskQueue {
-        let mut restore = Restore::new(next_id);
-        for (task, seq) in tasks {
-            restore.push(task, seq);
-        }
-        restore.finish()
-    }
-
     /// Gives running tasks that have no lease (stored before leases existed) one from
     /// `now`. In memory only: a renewal or the next claim stores it.
     pub fn grant_missing_leases(&mut self, now: Millis) {
@@ -1645,8 +1635,11 @@ mod tests {
             &mut Vec::new(),
         );
         claim(&mut queue, "w", &[], 5).unwrap();
-        let stored: Vec<(Task, u64)> = queue.tasks.values().map(|s| (s.to_task(), s.seq)).collect();
-        let mut restored = TaskQueue::restore(stored, queue.next_id());
+        let mut restore = Restore::new(queue.next_id());
+        for record in queue.tasks.values() {
+            restore.push(record.to_task(), record.seq);
+        }
+        let mut restored = restore.finish();
         restored.set_policy(POLICY);
         assert_eq!(restored.next_deadline(), Some(10_001)); // claimed at 1
         assert_eq!(restored.running_count("w"), 1);
