@@ -304,7 +304,7 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let (title, status, requires): (String, String, String) = db
         .query_row(
             "SELECT title, status, requires FROM tasks WHERE id = ?1",
@@ -498,5 +498,5 @@ fn a_version_1_database_is_migrated_and_keeps_its_tasks() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }

@@ -3,14 +3,15 @@
 //! Every mutation of the daemon's state is described as a list of these, produced under the
 //! locks and submitted to the store in the order they were applied. They are the seam for
 //! everything that must follow a change without being written into every handler: the
-//! durable store writes them, and once committed they become counters and events.
+//! durable store journals and writes them, and once committed they become counters and events.
 
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{Millis, Task, TaskId, TaskStatus};
 
 use super::registry::Availability;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable: the journal stores them as they are (`store/journal.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// A new task; `seq` is its place in line within its priority.
     TaskAdded {
@@ -89,7 +90,7 @@ pub enum Change {
 }
 
 /// Why a task went back to the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequeueCause {
     /// It failed with attempts left.
     FailedWithRetry,

@@ -11,7 +11,7 @@ use super::change::Change;
 use super::queue::Claimant;
 use crate::protocol::{Agent, AgentStatus, ErrorBody, Millis};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Availability {
     Active,
     Paused,

@@ -129,6 +129,31 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Co
         .map_err(|e| CodecError::Decode(e.to_string()))
 }
 
+/// Appends `value`'s encoding to `out`, with no size cap. For the daemon's journal
+/// (`daemon/store/journal.rs`), whose records are its own, checksummed, and bounded by the
+/// request they came from; kept here so bincode stays named in one file.
+pub fn encode_unframed<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
+    let writer = CappedWriter {
+        limit: usize::MAX,
+        out,
+    };
+    bincode::serde::encode_into_writer(value, writer, bincode::config::standard())
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes what [`encode_unframed`] wrote; trailing bytes are an error.
+pub fn decode_unframed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Decode(format!(
+            "{} unexpected bytes after the value",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
 /// Blocking read of one frame body into `body` (replacing its contents). `Ok(false)` on a
 /// clean end of stream before the first header byte.
 pub fn read_frame<R: Read>(

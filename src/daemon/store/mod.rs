@@ -1,26 +1,36 @@
 //! The durable store: SQLite in WAL mode, written by one dedicated thread with group
-//! commit.
+//! commit, and with `--sync normal` a journal in front of it.
 //!
 //! Handlers never touch the database. A mutation, still under the state locks, submits its
-//! `Change` values here with a sequence number; the writer thread commits everything that
-//! arrived while the previous transaction ran as one transaction, then publishes how far it
-//! got, and each handler answers only once its sequence number is durable. Reads are served
-//! from memory.
+//! `Change` values here. How it becomes durable depends on the sync mode:
 //!
-//! When a commit fails (full disk, read-only file system, I/O error), the store turns
-//! *degraded*: under the state locks, it fails every submission still queued, the daemon
-//! puts its memory back to what the database holds (nothing unacknowledged survives in
-//! memory), and writes are refused with `unavailable` while reads keep being served. The
-//! writer probes the database once a second and leaves degraded mode when a write works.
+//! - `normal` (the default): the changes are appended to the journal (`journal.rs`) on the
+//!   handler's own thread; once that `pwrite` returns they survive `kill -9`, and the
+//!   handler answers at once. The writer thread commits them into SQLite behind the
+//!   answers, a group at a time. If it falls more than [`MAX_BACKLOG`] bytes behind,
+//!   handlers wait for its commit again, which bounds the memory the backlog holds.
+//! - `full`: the writer commits everything that arrived while the previous transaction ran
+//!   as one transaction with an fsync, then publishes how far it got, and each handler
+//!   answers only once its changes are committed.
+//!
+//! When a write fails (full disk, read-only file system, I/O error), the store turns
+//! *degraded* and writes are refused with `unavailable` while reads keep being served.
+//! What was not acknowledged is rolled back: under the state locks the writer fails every
+//! submission queued behind the failure and the daemon puts its memory back to what the
+//! database holds (in journal mode after committing everything journaled before it, so
+//! nothing acknowledged is lost). A failed SQLite commit of journaled changes rolls nothing
+//! back: they are acknowledged and in the journal, and the writer retries them. The writer
+//! probes storage once a second and leaves degraded mode when a write works.
 
 mod checkpoint;
+mod journal;
 mod schema;
 mod snapshot;
 mod writer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -29,13 +39,18 @@ use tokio::sync::oneshot;
 pub use snapshot::Snapshot;
 pub use writer::Recovery;
 
-use super::change::Change;
+use super::change::{Change, counter_deltas};
+use journal::Journal;
+
+/// Journaled bytes the writer may have yet to commit before handlers wait for it again.
+pub const MAX_BACKLOG: usize = 32 * 1024 * 1024;
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
-    /// `synchronous=NORMAL`: a commit is in the OS before it is acknowledged, so it survives
-    /// the daemon being killed; the last commits may be lost on power loss.
+    /// A change is in the OS (the journal, then SQLite with `synchronous=NORMAL`) before
+    /// it is acknowledged, so it survives the daemon being killed; the last changes may be
+    /// lost on power loss.
     Normal,
     /// `synchronous=FULL`: the WAL is fsynced on every commit; survives power loss.
     Full,
@@ -65,6 +80,8 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Journal(#[from] journal::ReplayError),
 }
 
 /// Tells one waiter whether a submission was committed (`Err` says why not).
@@ -75,17 +92,84 @@ pub type Ack = oneshot::Sender<Result<(), String>>;
 pub type Ticket = Option<oneshot::Receiver<Result<(), String>>>;
 
 enum Message {
-    /// Changes to commit, and everyone to tell once they are (or are not).
+    /// Changes to commit, and everyone to tell once they are (or are not). `journaled`:
+    /// the record they were appended as, and its size (journal mode).
     Submit {
         changes: Vec<Change>,
         acks: Vec<Ack>,
+        journaled: Option<journal::Appended>,
+    },
+    /// A journal append failed: after committing everything before it, put memory back to
+    /// the database, then tell `acks` the error.
+    RollBack {
+        acks: Vec<Ack>,
+        error: String,
     },
     Close,
 }
 
+/// Why writes are refused, in one atomic so neither party can clear the other's reason:
+/// bit 0 is the writer's (a commit failed; it probes), and each journal failure waiting for
+/// its roll-back adds [`Health::ROLL_BACK`].
+#[derive(Default)]
+pub(crate) struct Health(AtomicU32);
+
+impl Health {
+    const WRITER_FAILING: u32 = 1;
+    const ROLL_BACK: u32 = 2;
+
+    fn is_degraded(&self) -> bool {
+        self.0.load(Ordering::SeqCst) != 0
+    }
+
+    fn writer_failing(&self) -> bool {
+        self.0.load(Ordering::SeqCst) & Self::WRITER_FAILING != 0
+    }
+
+    fn set_writer_failing(&self) {
+        self.0.fetch_or(Self::WRITER_FAILING, Ordering::SeqCst);
+    }
+
+    fn clear_writer_failing(&self) {
+        self.0.fetch_and(!Self::WRITER_FAILING, Ordering::SeqCst);
+    }
+
+    fn roll_back_queued(&self) {
+        self.0.fetch_add(Self::ROLL_BACK, Ordering::SeqCst);
+    }
+
+    fn roll_back_done(&self) {
+        self.0.fetch_sub(Self::ROLL_BACK, Ordering::SeqCst);
+    }
+}
+
+/// What the store and its writer thread share.
+pub(crate) struct Shared {
+    health: Health,
+    /// Journal mode only.
+    journal: Option<Mutex<Journal>>,
+    /// Journaled bytes not yet committed into SQLite.
+    backlog: AtomicUsize,
+    /// Set when the store closes, so a writer retrying a failing disk gives up.
+    closing: AtomicBool,
+}
+
+impl Shared {
+    fn journal(&self) -> Option<MutexGuard<'_, Journal>> {
+        self.journal.as_ref().map(|journal| {
+            journal
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+    }
+}
+
 pub struct Store {
     sender: Mutex<mpsc::Sender<Message>>,
-    degraded: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    /// The daemon state, told of changes as they become durable (journal mode; in full
+    /// mode the writer tells it after each commit).
+    recovery: OnceLock<Weak<dyn Recovery>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -94,12 +178,9 @@ pub struct WriterHalf(writer::Writer);
 
 impl WriterHalf {
     /// Starts the writer thread; `recovery` is the state that rolls back after a failure.
-    pub fn spawn(
-        self,
-        store: &Store,
-        recovery: std::sync::Weak<dyn Recovery>,
-    ) -> std::io::Result<()> {
+    pub fn spawn(self, store: &Store, recovery: Weak<dyn Recovery>) -> std::io::Result<()> {
         let mut writer = self.0;
+        let _ = store.recovery.set(recovery.clone());
         writer.recovery = Some(recovery);
         let handle = std::thread::Builder::new()
             .name("vapora-store".into())
@@ -112,65 +193,139 @@ impl WriterHalf {
 }
 
 impl Store {
-    /// Opens (or creates) the database, checks and migrates its schema, and loads it.
+    /// Opens (or creates) the database, checks and migrates its schema, commits what the
+    /// journal holds beyond it, and loads it.
     pub fn open(path: &Path, sync: SyncMode) -> Result<(Store, Snapshot, WriterHalf), StoreError> {
         let mut conn = Connection::open(path)?;
         // Reading the schema first validates the file before anything writes to it.
         schema::migrate_checked(&mut conn, sync)?;
+        let journal_dir = path.with_file_name("journal");
+        // Replayed in either mode: a daemon last run with `--sync normal` may have left
+        // acknowledged changes only there.
+        let replayed = writer::replay_journal(&mut conn, &journal_dir)?;
         let snapshot = snapshot::load(&conn)?;
+        let journal = (sync == SyncMode::Normal)
+            .then(|| Journal::new(journal_dir, replayed.next_number, replayed.next_seq));
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let (sender, receiver) = mpsc::channel();
-        let degraded = Arc::new(AtomicBool::new(false));
-        let writer = writer::Writer::new(conn, receiver, Arc::clone(&degraded), checkpointer);
+        let shared = Arc::new(Shared {
+            health: Health::default(),
+            journal: journal.map(Mutex::new),
+            backlog: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+        });
+        let writer = writer::Writer::new(
+            conn,
+            receiver,
+            Arc::clone(&shared),
+            checkpointer,
+            replayed.next_seq - 1,
+        );
         let store = Store {
             sender: Mutex::new(sender),
-            degraded,
+            shared,
+            recovery: OnceLock::new(),
             writer: Mutex::new(None),
         };
         Ok((store, snapshot, WriterHalf(writer)))
     }
 
-    /// Whether writes are refused because the last commit failed.
+    /// Whether writes are refused because storage failed.
     pub fn is_degraded(&self) -> bool {
-        self.degraded.load(Ordering::SeqCst)
+        self.shared.health.is_degraded()
     }
 
-    /// Hands changes to the writer, with `acks` to answer besides the returned ticket
-    /// (parked claimers whose hand-off these changes contain). Called under the queue lock,
-    /// so submissions reach the writer in the order they were applied in memory.
-    pub fn submit(&self, changes: Vec<Change>, mut acks: Vec<Ack>) -> Ticket {
-        if changes.is_empty() {
-            return None;
-        }
-        let (ack, ticket) = oneshot::channel();
-        acks.push(ack);
-        let sent = self
-            .sender
-            .lock()
-            .map(|sender| sender.send(Message::Submit { changes, acks }).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            // Memory must not run ahead of a disk nobody writes: refuse further changes.
-            self.degraded.store(true, Ordering::SeqCst);
-            tracing::error!("the store writer is gone; refusing changes");
-        }
-        Some(ticket)
+    /// Whether changes are journaled (`--sync normal`) and so durable when submitted.
+    pub fn is_journaled(&self) -> bool {
+        self.shared.journal.is_some()
     }
 
-    /// A ticket that is durable once everything submitted before it is (the writer handles
-    /// submissions in order). Called under the queue lock.
-    pub fn barrier(&self) -> Ticket {
-        let (ack, ticket) = oneshot::channel();
-        let message = Message::Submit {
-            changes: Vec::new(),
-            acks: vec![ack],
-        };
+    fn send(&self, message: Message) -> bool {
         let sent = self
             .sender
             .lock()
             .map(|sender| sender.send(message).is_ok())
             .unwrap_or(false);
-        sent.then_some(ticket)
+        if !sent {
+            // Memory must not run ahead of a disk nobody writes: refuse further changes.
+            self.shared.health.set_writer_failing();
+            tracing::error!("the store writer is gone; refusing changes");
+        }
+        sent
+    }
+
+    /// Hands changes to the store, with `acks` to answer besides the returned ticket
+    /// (parked claimers whose hand-off these changes contain). Called under the queue lock,
+    /// so submissions reach the journal and the writer in the order they were applied in
+    /// memory.
+    pub fn submit(&self, changes: Vec<Change>, mut acks: Vec<Ack>) -> Ticket {
+        if changes.is_empty() {
+            return None;
+        }
+        let Some(mut journal) = self.shared.journal() else {
+            let (ack, ticket) = oneshot::channel();
+            acks.push(ack);
+            let journaled = None;
+            self.send(Message::Submit {
+                changes,
+                acks,
+                journaled,
+            });
+            return Some(ticket);
+        };
+        let appended = journal.append(&changes);
+        drop(journal);
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                tracing::error!(error = %e, "journal append failed; refusing writes until storage works");
+                self.shared.health.roll_back_queued();
+                let (ack, ticket) = oneshot::channel();
+                acks.push(ack);
+                let error = format!("storage failed: {e}");
+                self.send(Message::RollBack { acks, error });
+                return Some(ticket);
+            }
+        };
+        // Durable now: counters and events follow, and the waiters are answered.
+        if let Some(recovery) = self.recovery.get().and_then(Weak::upgrade) {
+            let deltas = counter_deltas(&changes);
+            recovery.committed(&mut changes.iter(), &deltas);
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(Ok(()));
+        }
+        let backlog = self
+            .shared
+            .backlog
+            .fetch_add(appended.bytes, Ordering::SeqCst);
+        let ticket = (backlog + appended.bytes > MAX_BACKLOG).then(|| {
+            let (ack, ticket) = oneshot::channel();
+            acks.push(ack);
+            ticket
+        });
+        self.send(Message::Submit {
+            changes,
+            acks,
+            journaled: Some(appended),
+        });
+        ticket
+    }
+
+    /// A ticket that is durable once everything submitted before it is. Called under the
+    /// queue lock.
+    pub fn barrier(&self) -> Ticket {
+        if self.is_journaled() && !self.is_degraded() {
+            // Everything applied so far is journaled already.
+            return None;
+        }
+        let (ack, ticket) = oneshot::channel();
+        let message = Message::Submit {
+            changes: Vec::new(),
+            acks: vec![ack],
+            journaled: None,
+        };
+        self.send(message).then_some(ticket)
     }
 
     /// Waits until the ticket's changes are committed; `Err` carries why they were not.
@@ -185,6 +340,10 @@ impl Store {
 
     /// Commits what is queued and stops the writer thread.
     pub fn close(&self) {
+        if let Some(mut journal) = self.shared.journal() {
+            journal.close();
+        }
+        self.shared.closing.store(true, Ordering::SeqCst);
         if let Ok(sender) = self.sender.lock() {
             let _ = sender.send(Message::Close);
         }

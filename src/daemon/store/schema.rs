@@ -143,6 +143,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE agents;
     ALTER TABLE agents_v3 RENAME TO agents;
     ",
+    // 4: the last journal record the database holds (`store/journal.rs`). A vapora that
+    // knows no journal must not open a database that may have records waiting there.
+    "
+    INSERT INTO meta (key, value) VALUES ('journal_seq', 0);
+    ",
 ];
 
 /// The schema version this build writes.

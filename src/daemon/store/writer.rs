@@ -1,14 +1,16 @@
-//! The writer thread: group commit, and the failure path.
+//! The writer thread: group commit, the journal's replay, and the failure path.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::checkpoint::{COMMITS_PER_CHECKPOINT, Checkpointer};
+use super::journal::{self, Replayed};
 use super::snapshot::{self, Snapshot};
-use super::{Ack, Message, StoreError};
+use super::{Ack, Message, Shared, StoreError};
 use crate::daemon::change::{Change, RequeueCause, counter_deltas};
 use crate::protocol::response::TaskCounters;
 
@@ -20,16 +22,20 @@ const MAX_GROUP: usize = 4096;
 const COMMITS_PER_WAL_RESTART: u32 = 4096;
 /// How often a degraded store tries a write to see whether storage works again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// In journal mode nobody waits for the writer, so after the first submission it lets more
+/// arrive for this long before committing: larger groups, and a wake-up of this thread per
+/// group instead of one per request (each one costs the two shared cores a context switch).
+const GATHER: Duration = Duration::from_millis(1);
 
 /// The daemon state, as the writer sees it.
 pub trait Recovery: Send + Sync {
     /// Storage works again after a failure: writes are accepted from now on.
     fn recovered(&self);
 
-    /// `changes` were just committed; task counters grew by `deltas`.
+    /// `changes` were just made durable; task counters grew by `deltas`.
     fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters);
 
-    /// After a failed commit: calls `drain` under the state locks (so no new change can be
+    /// After a failed write: calls `drain` under the state locks (so no new change can be
     /// submitted in between), then `load` without them, and if that succeeds replaces the
     /// in-memory state with the snapshot. Returns whether it did.
     fn roll_back(
@@ -42,17 +48,25 @@ pub trait Recovery: Send + Sync {
 pub(super) struct Writer {
     conn: Connection,
     receiver: mpsc::Receiver<Message>,
-    degraded: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     pub(super) recovery: Option<Weak<dyn Recovery>>,
     closing: bool,
     checkpointer: Checkpointer,
     commits_since_checkpoint: u32,
     commits_since_restart: u32,
+    /// The last journal record committed into the database.
+    committed_seq: u64,
 }
 
 struct Submission {
     changes: Vec<Change>,
     acks: Vec<Ack>,
+    journaled: Option<journal::Appended>,
+}
+
+/// A message that ends a group: it is handled after the group's commit.
+enum Control {
+    RollBack { acks: Vec<Ack>, error: String },
 }
 
 /// Tells every waiter of `submissions` the outcome.
@@ -68,72 +82,79 @@ impl Writer {
     pub(super) fn new(
         conn: Connection,
         receiver: mpsc::Receiver<Message>,
-        degraded: Arc<AtomicBool>,
+        shared: Arc<Shared>,
         checkpointer: Checkpointer,
+        committed_seq: u64,
     ) -> Writer {
         Writer {
             conn,
             receiver,
-            degraded,
+            shared,
             recovery: None,
             closing: false,
             checkpointer,
             commits_since_checkpoint: 0,
             commits_since_restart: 0,
+            committed_seq,
         }
+    }
+
+    fn journaled(&self) -> bool {
+        self.shared.journal.is_some()
     }
 
     pub(super) fn run(mut self) {
         let (mut batches, mut submissions) = (0u64, 0u64);
         let mut busy = Duration::ZERO;
+        let mut clean = true;
         while !self.closing {
-            let Some(batch) = self.next_batch() else {
+            let Some((batch, control)) = self.next_batch() else {
                 break;
             };
-            if batch.is_empty() {
-                continue;
-            }
-            batches += 1;
-            submissions += batch.len() as u64;
-            let started = std::time::Instant::now();
-            let committed = self.commit(&batch);
-            busy += started.elapsed();
-            match committed {
-                Ok(deltas) => {
-                    if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
-                        let mut changes = batch.iter().flat_map(|s| s.changes.iter());
-                        recovery.committed(&mut changes, &deltas);
-                    }
-                    answer(batch, &Ok(()));
-                    self.commits_since_checkpoint += 1;
-                    self.commits_since_restart += 1;
-                    if self.commits_since_restart >= COMMITS_PER_WAL_RESTART {
-                        self.commits_since_restart = 0;
-                        self.commits_since_checkpoint = 0;
-                        if let Err(e) =
-                            self.conn
-                                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
-                        {
-                            tracing::warn!(error = %e, "WAL restart failed; will retry later");
+            if !batch.is_empty() {
+                batches += 1;
+                submissions += batch.len() as u64;
+                let started = std::time::Instant::now();
+                let committed = self.commit(&batch);
+                busy += started.elapsed();
+                match committed {
+                    Ok(deltas) => self.committed(batch, &deltas),
+                    Err(e) if self.journaled() => {
+                        tracing::error!(error = %e, "commit of journaled changes failed; refusing writes and retrying");
+                        match self.retry(&batch) {
+                            Some(deltas) => self.committed(batch, &deltas),
+                            None => clean = false,
                         }
-                    } else if self.commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
-                        self.commits_since_checkpoint = 0;
-                        self.checkpointer.request();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "commit failed; refusing writes until storage works");
+                        self.fail(batch, format!("storage failed: {e}"));
+                        self.wait_for_storage();
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "commit failed; refusing writes until storage works");
-                    self.fail(batch, format!("storage failed: {e}"));
-                    self.wait_for_storage();
-                }
+            }
+            if let Some(Control::RollBack { acks, error }) = control {
+                let failed = vec![Submission {
+                    changes: Vec::new(),
+                    acks,
+                    journaled: None,
+                }];
+                // Refuse writes until the probe below passes, before the roll-back's own
+                // reason goes away.
+                self.shared.health.set_writer_failing();
+                self.fail(failed, error);
+                self.shared.health.roll_back_done();
+                self.wait_for_storage();
             }
         }
-        // Leave a compact database behind: everything copied out of the WAL.
-        if let Err(e) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        {
-            tracing::warn!(error = %e, "final checkpoint failed; the WAL is replayed at the next start");
+        // Leave a compact database behind: everything copied out of the WAL, and the
+        // journal deleted once that is done.
+        match self.checkpoint("TRUNCATE") {
+            Ok(true) if clean => self.prune_journal(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "final checkpoint failed; the WAL is replayed at the next start")
+            }
         }
         tracing::info!(
             batches,
@@ -143,17 +164,128 @@ impl Writer {
         );
     }
 
-    /// Blocks for the next submission, then takes everything else already waiting.
-    /// `None` when the store is closed.
-    fn next_batch(&mut self) -> Option<Vec<Submission>> {
+    /// After a successful commit of `batch`: counters and events (full mode; journal mode
+    /// did that on append), the waiters, the journal backlog, and checkpoints.
+    fn committed(&mut self, batch: Vec<Submission>, deltas: &TaskCounters) {
+        if !self.journaled()
+            && let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade)
+        {
+            let mut changes = batch.iter().flat_map(|s| s.changes.iter());
+            recovery.committed(&mut changes, deltas);
+        }
+        let bytes: usize = batch
+            .iter()
+            .filter_map(|s| s.journaled.map(|appended| appended.bytes))
+            .sum();
+        if let Some(seq) = batch
+            .iter()
+            .filter_map(|s| s.journaled)
+            .map(|a| a.seq)
+            .max()
+        {
+            self.committed_seq = seq;
+        }
+        self.shared.backlog.fetch_sub(bytes, Ordering::SeqCst);
+        answer(batch, &Ok(()));
+        self.commits_since_checkpoint += 1;
+        self.commits_since_restart += 1;
+        let journal_segments_done = self
+            .shared
+            .journal()
+            .is_some_and(|journal| journal.can_prune(self.committed_seq));
+        if self.commits_since_restart >= COMMITS_PER_WAL_RESTART || journal_segments_done {
+            self.commits_since_restart = 0;
+            self.commits_since_checkpoint = 0;
+            match self.checkpoint("RESTART") {
+                Ok(true) => self.prune_journal(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "WAL restart failed; will retry later"),
+            }
+        } else if self.commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
+            self.commits_since_checkpoint = 0;
+            self.checkpointer.request();
+        }
+    }
+
+    /// Runs a checkpoint of the given mode; `Ok(true)` when it completed, so everything
+    /// committed so far is in the database file and fsynced.
+    fn checkpoint(&self, mode: &str) -> Result<bool, rusqlite::Error> {
+        let busy: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                    row.get(0)
+                })?;
+        Ok(busy == 0)
+    }
+
+    /// Deletes the journal segments a completed checkpoint made redundant.
+    fn prune_journal(&self) {
+        if let Some(mut journal) = self.shared.journal() {
+            journal.prune(self.committed_seq);
+        }
+    }
+
+    /// Journal mode, after a failed commit: the batch is acknowledged and journaled, so it
+    /// is retried (not rolled back) once a second until it commits, with writes refused
+    /// meanwhile. `None`: the store closed first; the journal keeps the batch for the next
+    /// start.
+    fn retry(&mut self, batch: &[Submission]) -> Option<TaskCounters> {
+        self.shared.health.set_writer_failing();
+        loop {
+            std::thread::sleep(PROBE_INTERVAL);
+            if self.shared.closing.load(Ordering::SeqCst) {
+                return None;
+            }
+            if let Ok(deltas) = self.commit(batch) {
+                self.shared.health.clear_writer_failing();
+                if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
+                    recovery.recovered();
+                }
+                tracing::info!("storage works again; accepting writes");
+                return Some(deltas);
+            }
+        }
+    }
+
+    /// Blocks for the next submission, then takes everything else already waiting, up to
+    /// a control message. `None` when the store is closed.
+    fn next_batch(&mut self) -> Option<(Vec<Submission>, Option<Control>)> {
         let mut batch = Vec::new();
         match self.receiver.recv() {
-            Ok(Message::Submit { changes, acks }) => batch.push(Submission { changes, acks }),
+            Ok(Message::Submit {
+                changes,
+                acks,
+                journaled,
+            }) => {
+                let gather = journaled.is_some() && acks.is_empty();
+                batch.push(Submission {
+                    changes,
+                    acks,
+                    journaled,
+                });
+                if gather {
+                    std::thread::sleep(GATHER);
+                }
+            }
+            Ok(Message::RollBack { acks, error }) => {
+                return Some((batch, Some(Control::RollBack { acks, error })));
+            }
             Ok(Message::Close) | Err(_) => return None,
         }
         while batch.len() < MAX_GROUP {
             match self.receiver.try_recv() {
-                Ok(Message::Submit { changes, acks }) => batch.push(Submission { changes, acks }),
+                Ok(Message::Submit {
+                    changes,
+                    acks,
+                    journaled,
+                }) => batch.push(Submission {
+                    changes,
+                    acks,
+                    journaled,
+                }),
+                Ok(Message::RollBack { acks, error }) => {
+                    return Some((batch, Some(Control::RollBack { acks, error })));
+                }
                 Ok(Message::Close) => {
                     self.closing = true;
                     break;
@@ -161,7 +293,7 @@ impl Writer {
                 Err(_) => break,
             }
         }
-        Some(batch)
+        Some((batch, None))
     }
 
     /// Commits a batch as one transaction; returns the counter deltas it made durable.
@@ -169,57 +301,53 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut group = Group::default();
         for submission in batch {
             for change in &submission.changes {
-                apply(&tx, change)?;
+                group.write(&tx, change)?;
+            }
+            if let Some(appended) = submission.journaled {
+                group.journal_seq = Some(appended.seq);
             }
         }
-        let changes = || batch.iter().flat_map(|s| s.changes.iter());
-        let highest_id = changes()
-            .filter_map(|change| match change {
-                Change::TaskAdded { task, .. } => Some(task.id),
-                _ => None,
-            })
-            .max();
-        if let Some(id) = highest_id {
-            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_task_id'")?
-                .execute([id as i64 + 1])?;
-        }
-        let deltas = counter_deltas(changes());
-        for (key, delta) in [
-            ("enqueued", deltas.enqueued),
-            ("claimed", deltas.claimed),
-            ("done", deltas.done),
-            ("failed", deltas.failed),
-            ("requeued", deltas.requeued),
-            ("cancelled", deltas.cancelled),
-        ] {
-            if delta > 0 {
-                tx.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = ?2")?
-                    .execute(params![delta as i64, key])?;
-            }
-        }
+        let deltas = group.finish(&tx)?;
         tx.commit()?;
         Ok(deltas)
     }
 
-    /// After a failed commit of `batch`: turn degraded, fail everything queued behind it,
-    /// and have the daemon put memory back to what is on disk. All of that happens under
-    /// the daemon's locks, so no new change slips in between. Waiters hear of the failure
-    /// only once memory is back in line with the disk.
+    /// After a failed write: turn degraded, fail everything queued behind it, and have the
+    /// daemon put memory back to what is on disk. All of that happens under the daemon's
+    /// locks, so no new change slips in between. Waiters hear of the failure only once
+    /// memory is back in line with the disk.
     fn fail(&mut self, mut batch: Vec<Submission>, error: String) {
         let rolled_back = {
             let receiver = &self.receiver;
             let conn = &self.conn;
-            let degraded = &self.degraded;
+            let health = &self.shared.health;
             let closing = &mut self.closing;
             let failed = &mut batch;
             let mut drain = || {
-                degraded.store(true, Ordering::SeqCst);
+                health.set_writer_failing();
+                // Writes were refused since the failure, under these same locks, so nothing
+                // journaled (hence acknowledged) can be queued here.
                 while let Ok(message) = receiver.try_recv() {
                     match message {
-                        Message::Submit { changes, acks } => {
-                            failed.push(Submission { changes, acks })
+                        Message::Submit {
+                            changes,
+                            acks,
+                            journaled,
+                        } => failed.push(Submission {
+                            changes,
+                            acks,
+                            journaled,
+                        }),
+                        Message::RollBack { acks, .. } => {
+                            health.roll_back_done();
+                            failed.push(Submission {
+                                changes: Vec::new(),
+                                acks,
+                                journaled: None,
+                            });
                         }
                         Message::Close => *closing = true,
                     }
@@ -243,21 +371,30 @@ impl Writer {
         answer(batch, &Err(error));
     }
 
-    /// While degraded: probe once a second until a write works, then roll memory back to
-    /// disk once more (in case the first roll-back could not read it) and accept writes.
+    /// While degraded: probe once a second until a write works (to the database and, in
+    /// journal mode, to the journal), then roll memory back to disk once more (in case the
+    /// first roll-back could not read it) and accept writes.
     fn wait_for_storage(&mut self) {
-        while self.degraded.load(Ordering::SeqCst) && !self.closing {
+        while self.shared.health.writer_failing() && !self.closing {
             match self.receiver.recv_timeout(PROBE_INTERVAL) {
                 Ok(Message::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.closing = true;
                 }
-                Ok(Message::Submit { changes, acks }) => {
+                Ok(Message::Submit { acks, .. }) | Ok(Message::RollBack { acks, .. }) => {
                     // Cannot happen (writes are refused while degraded); fail it to be safe.
-                    let failed = vec![Submission { changes, acks }];
+                    let failed = vec![Submission {
+                        changes: Vec::new(),
+                        acks,
+                        journaled: None,
+                    }];
                     answer(failed, &Err("storage is failing".into()));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if probe(&self.conn).is_err() {
+                        continue;
+                    }
+                    if let Some(Err(e)) = self.shared.journal().map(|mut journal| journal.probe()) {
+                        tracing::debug!(error = %e, "the journal still cannot be written");
                         continue;
                     }
                     let conn = &self.conn;
@@ -267,7 +404,7 @@ impl Writer {
                         None => load().is_ok(),
                     };
                     if recovered {
-                        self.degraded.store(false, Ordering::SeqCst);
+                        self.shared.health.clear_writer_failing();
                         if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
                             recovery.recovered();
                         }
@@ -277,6 +414,99 @@ impl Writer {
             }
         }
     }
+}
+
+/// The changes of one transaction, with the bookkeeping rows they move: the next task id,
+/// the task counters, and the last journal record they include.
+#[derive(Default)]
+struct Group {
+    highest_id: Option<u64>,
+    deltas: TaskCounters,
+    journal_seq: Option<u64>,
+}
+
+impl Group {
+    fn write(&mut self, tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
+        apply(tx, change)?;
+        if let Change::TaskAdded { task, .. } = change {
+            self.highest_id = self.highest_id.max(Some(task.id));
+        }
+        let deltas = counter_deltas(std::iter::once(change));
+        self.deltas.enqueued += deltas.enqueued;
+        self.deltas.claimed += deltas.claimed;
+        self.deltas.done += deltas.done;
+        self.deltas.failed += deltas.failed;
+        self.deltas.requeued += deltas.requeued;
+        self.deltas.cancelled += deltas.cancelled;
+        Ok(())
+    }
+
+    /// Writes the bookkeeping rows; returns the counter deltas.
+    fn finish(self, tx: &Transaction<'_>) -> Result<TaskCounters, rusqlite::Error> {
+        if let Some(id) = self.highest_id {
+            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_task_id'")?
+                .execute([id as i64 + 1])?;
+        }
+        let deltas = self.deltas;
+        for (key, delta) in [
+            ("enqueued", deltas.enqueued),
+            ("claimed", deltas.claimed),
+            ("done", deltas.done),
+            ("failed", deltas.failed),
+            ("requeued", deltas.requeued),
+            ("cancelled", deltas.cancelled),
+        ] {
+            if delta > 0 {
+                tx.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = ?2")?
+                    .execute(params![delta as i64, key])?;
+            }
+        }
+        if let Some(seq) = self.journal_seq {
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'journal_seq'")?
+                .execute([seq as i64])?;
+        }
+        Ok(deltas)
+    }
+}
+
+/// At start-up: commits every journal record the database lacks, in one transaction, then
+/// checkpoints and deletes the segments (the database now holds their records durably).
+pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replayed, StoreError> {
+    let applied: i64 = conn.query_row(
+        "SELECT value FROM meta WHERE key = 'journal_seq'",
+        [],
+        |row| row.get(0),
+    )?;
+    let applied = u64::try_from(applied)
+        .map_err(|_| StoreError::Unreadable(format!("meta journal_seq is negative ({applied})")))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut group = Group::default();
+    let replayed = journal::replay(dir, applied, |seq, changes| {
+        for change in &changes {
+            group.write(&tx, change).map_err(|e| e.to_string())?;
+        }
+        group.journal_seq = Some(seq);
+        Ok(())
+    })?;
+    group.finish(&tx)?;
+    tx.commit()?;
+    if replayed.records > 0 {
+        tracing::info!(
+            records = replayed.records,
+            "journal replayed into the database"
+        );
+    }
+    if !replayed.segments.is_empty() {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            for path in &replayed.segments {
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot delete a journal segment");
+                }
+            }
+        }
+    }
+    Ok(replayed)
 }
 
 /// A write that changes nothing, to test whether storage accepts writes again.
