@@ -123,7 +123,12 @@ impl Writer {
                         tracing::error!(error = %e, "commit of journaled changes failed; refusing writes and retrying");
                         match self.retry(&batch) {
                             Some(deltas) => self.committed(batch, &deltas),
-                            None => clean = false,
+                            None => {
+                                // Closing with the batch uncommitted: it stays in the
+                                // journal, and the next start replays it.
+                                clean = false;
+                                self.closing = true;
+                            }
                         }
                     }
                     Err(e) => {
@@ -134,6 +139,17 @@ impl Writer {
                 }
             }
             if let Some(Control::RollBack { acks, error }) = control {
+                if !clean {
+                    // Memory cannot be put back to a database that lacks acknowledged
+                    // changes; the daemon is stopping and the next start replays them.
+                    let failed = vec![Submission {
+                        changes: Vec::new(),
+                        acks,
+                        journaled: None,
+                    }];
+                    answer(failed, &Err(error));
+                    break;
+                }
                 let failed = vec![Submission {
                     changes: Vec::new(),
                     acks,
