@@ -399,17 +399,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__list)
-            opts="-q -h --status --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --status --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --status)
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
+                --status)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -421,21 +421,21 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__register)
-            opts="-q -h --capability --max-tasks --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --capability --max-tasks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --capability)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --max-tasks)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -519,12 +519,16 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-frame)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -585,10 +589,6 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -597,21 +597,21 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__events)
-            opts="-q -h --queue --agent --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --queue --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --queue)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -987,18 +987,18 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__metrics)
-            opts="-q -h --format --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --format)
-                    COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
-                    return 0
-                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json prometheus" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1063,12 +1063,16 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__add)
-            opts="-q -h --payload --priority --queue --require --max-attempts --delay --at --after --lease --stdin --jsonl --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --payload --priority --queue --require --max-attempts --delay --at --after --lease --stdin --jsonl --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --payload)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1105,10 +1109,6 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1135,12 +1135,16 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__claim)
-            opts="-q -h --agent --queue --wait --done --result --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --agent --queue --wait --done --result --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --agent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1161,10 +1165,6 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1173,21 +1173,21 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__done)
-            opts="-q -h --result --agent --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --result --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --result)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1199,21 +1199,21 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__fail)
-            opts="-q -h --reason --no-retry --agent --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --reason --no-retry --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1393,12 +1393,16 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__list)
-            opts="-q -h --status --queue --agent --limit --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --status --queue --agent --limit --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --status)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1415,10 +1419,6 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1427,17 +1427,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__prune)
-            opts="-q -h --older-than --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --older-than --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --older-than)
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
+                --older-than)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1467,7 +1467,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__show)
-            opts="-q -h --payload --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --payload --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1485,17 +1485,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__wait)
-            opts="-q -h --timeout --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --no-autostart --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --timeout)
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --socket)
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,7 @@ complete -c vapora -n "__fish_vapora_needs_command" -f -a "metrics" -d 'Print da
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "events" -d 'Stream events (task added, claimed, done, ...) as they happen, one per line, until interrupted or the daemon stops'
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c vapora -n "__fish_vapora_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l max-frame -d 'Largest frame accepted, in bytes (4 MiB to the 16 MiB default: a frame must hold the largest task)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket-mode -d 'Permission bits of the socket, in octal. Widen to 660 with --allow-group (and a socket directory the group can enter)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l allow-group -d 'Also accept clients in this group (as primary or supplementary group)' -r
@@ -56,7 +57,6 @@ complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l retain -d 'Dele
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l lease -d 'How long a claim holds a task without a sign of life from its agent' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l heartbeat-ttl -d 'An agent silent for longer than this goes offline and loses its tasks' -r
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l retry-backoff -d 'Delay before the first retry of a failed task; doubles per attempt (capped at 1h, with jitter). 0s retries at once' -r
-complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand daemon" -l no-autostart -d 'Do not start a daemon when none answers'
@@ -77,6 +77,7 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_
 complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "prune" -d 'Delete finished tasks now; prints how many'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "wait" -d 'Wait until tasks end: exit 0 if all are done, 1 if any failed or was cancelled, 5 on timeout'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and not __fish_seen_subcommand_from add list show claim done fail cancel retry prune wait help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l payload -d 'Opaque data for the worker (a command, JSON, a path...)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l priority -d 'Higher runs first' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l queue -r
@@ -86,52 +87,51 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l at -d 'Not claimable before this time (RFC 3339, e.g. 2026-12-01T08:00:00Z)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l after -d 'Run only after this task is done (repeatable); if it fails or is cancelled, so is this one' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l lease -d 'Lease for this task instead of the daemon\'s --lease' -r
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l stdin -d 'Read tasks from standard input, one per line (the line is the title)'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l jsonl -d 'With --stdin: each line is a JSON object with title, payload, priority, queue, requires, max_attempts (missing fields take the flags\' values)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l stdin -d 'Read tasks from standard input, one per line (the line is the title)'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -l jsonl -d 'With --stdin: each line is a JSON object with title, payload, priority, queue, requires, max_attempts (missing fields take the flags\' values)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l status -d 'Only tasks with this status (repeatable)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l queue -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l agent -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l limit -d 'At most this many tasks' -r
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l payload -d 'Print the raw payload only (for `sh -c "$(vapora task show ID --payload)"`)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -l payload -d 'Print the raw payload only (for `sh -c "$(vapora task show ID --payload)"`)'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l agent -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l queue -d 'Only from this queue (repeatable; default: any queue)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l wait -d 'Wait this long for a task to arrive (e.g. 30s)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l done -d 'First mark this task (which the agent runs) done, in the same request and commit: "finish, take the next" in one round trip' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l result -d 'The result of the --done task' -r
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from claim" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l result -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l agent -d 'Refuse unless this agent runs the task' -r
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from done" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l reason -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l agent -d 'Refuse unless this agent runs the task' -r
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-retry -d 'Fail for good, even with attempts left'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-autostart -d 'Do not start a daemon when none answers'
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -l no-retry -d 'Fail for good, even with attempts left'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from fail" -s h -l help -d 'Print help'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from cancel" -l json -d 'Print results as one JSON document'
@@ -143,14 +143,14 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from retry" -s h -l help -d 'Print help'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l older-than -d 'Only those finished longer ago than this [default: the daemon\'s --retain]' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l older-than -d 'Only those finished longer ago than this [default: the daemon\'s --retain]' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help'
-complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (e.g. 500ms, 30s, 5m)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long (e.g. 500ms, 30s, 5m)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from wait" -l no-autostart -d 'Do not start a daemon when none answers'
@@ -178,15 +178,15 @@ complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "heartbeat" -d 'Record that an agent is alive'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "remove" -d 'Remove an agent; its running tasks go back to the queue'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and not __fish_seen_subcommand_from register list show status heartbeat remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l capability -d 'A capability it has (repeatable)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l max-tasks -d 'How many tasks it may run at once' -r
-complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
-complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l status -r
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l status -r
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand agent; and __fish_seen_subcommand_from list" -l no-autostart -d 'Do not start a daemon when none answers'
@@ -228,17 +228,17 @@ complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -l json -d 'Prin
 complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand shutdown" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l format -r -f -a "text\t''
 json\t''
 prometheus\t''"
-complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand metrics" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand metrics" -l no-autostart -d 'Do not start a daemon when none answers'
 complete -c vapora -n "__fish_vapora_using_subcommand metrics" -s h -l help -d 'Print help'
+complete -c vapora -n "__fish_vapora_using_subcommand events" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand events" -l queue -d 'Only events about tasks in this queue' -r
 complete -c vapora -n "__fish_vapora_using_subcommand events" -l agent -d 'Only events about this agent' -r
-complete -c vapora -n "__fish_vapora_using_subcommand events" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c vapora -n "__fish_vapora_using_subcommand events" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand events" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand events" -l no-autostart -d 'Do not start a daemon when none answers'

@@ -34,7 +34,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Deferred: only the subcommand on the command line gets its arguments built. Building the
+/// whole tree was 40 % of a one-shot command's instructions (BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run the daemon in the foreground.
     Daemon(DaemonArgs),
@@ -128,7 +131,10 @@ pub struct DaemonArgs {
     pub retry_backoff: Duration,
 }
 
+/// Deferred: only the subcommand on the command line gets its arguments built. Building the
+/// whole tree was 40 % of a one-shot command's instructions (BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum TaskCommand {
     /// Add a task and print its id; with --stdin, one task per input line.
     Add(AddArgs),
@@ -262,7 +268,10 @@ pub struct ClaimArgs {
     pub result: Option<String>,
 }
 
+/// Deferred: only the subcommand on the command line gets its arguments built. Building the
+/// whole tree was 40 % of a one-shot command's instructions (BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum AgentCommand {
     /// Register an agent, or update its capabilities and limit.
     Register {
