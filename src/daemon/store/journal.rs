@@ -10,6 +10,11 @@
 //! durable against a killed process, and the answer goes out at once, as Redis's AOF does.
 //! SQLite stays the store: it is what start-up loads and what people inspect.
 //!
+//! The price: the append runs under the queue lock, so a write that *hangs* (a dying disk,
+//! a stalled network file system) holds up reads too, where the writer thread kept them
+//! apart. A write that *fails* is answered and rolled back as before. `--sync full` keeps
+//! the old arrangement.
+//!
 //! **Layout.** `journal/NNNNNNNNNN.log` segments, numbered in the order they were opened.
 //! Each starts with [`MAGIC`], then records: `len: u32 LE, crc: u32 LE, seq: u64 LE`, then
 //! `len` bytes (the encoded `Vec<Change>` of one mutation). The CRC-32 covers seq and body.
@@ -93,11 +98,20 @@ pub struct Journal {
 impl Journal {
     /// A journal in `dir` whose next record is `next_seq`, in a new segment numbered
     /// `next_number` (opened at the first append, so an idle daemon writes nothing).
-    pub fn new(dir: PathBuf, next_number: u64, next_seq: u64) -> Journal {
+    /// `leftovers`: segments whose records the database already holds but that start-up
+    /// could not delete yet; the first prune deletes them.
+    pub fn new(dir: PathBuf, next_number: u64, next_seq: u64, leftovers: Vec<PathBuf>) -> Journal {
+        let closed = leftovers
+            .into_iter()
+            .map(|path| Segment {
+                path,
+                last_seq: None,
+            })
+            .collect();
         Journal {
             dir,
             current: None,
-            closed: Vec::new(),
+            closed,
             next_number,
             next_seq,
             shut: false,
@@ -179,10 +193,12 @@ impl Journal {
             || (self.shut && self.current.is_some())
     }
 
-    /// Deletes the segments whose records all are in the database durably: `durable_seq`
-    /// is the last record a completed checkpoint covered. Once the journal is closed, the
-    /// current segment goes too.
-    pub fn prune(&mut self, durable_seq: u64) {
+    /// Takes the segments whose records all are in the database durably: `durable_seq` is
+    /// the last record a completed checkpoint covered. Once the journal is closed, the
+    /// current segment goes too. Returns their paths, for the caller to delete after
+    /// releasing the journal (appends wait on it).
+    #[must_use]
+    pub fn prune(&mut self, durable_seq: u64) -> Vec<PathBuf> {
         if self.shut
             && let Some(current) = self.current.take()
         {
@@ -192,16 +208,15 @@ impl Journal {
             });
         }
         let covered = |segment: &Segment| segment.last_seq.is_none_or(|last| last <= durable_seq);
-        let keep = self.closed.iter().position(|s| !covered(s));
-        let done: Vec<Segment> = match keep {
-            Some(index) => self.closed.drain(..index).collect(),
-            None => self.closed.drain(..).collect(),
-        };
-        for segment in done {
-            if let Err(e) = fs::remove_file(&segment.path) {
-                tracing::warn!(path = %segment.path.display(), error = %e, "cannot delete a journal segment");
-            }
-        }
+        let done = self
+            .closed
+            .iter()
+            .position(|s| !covered(s))
+            .unwrap_or(self.closed.len());
+        self.closed
+            .drain(..done)
+            .map(|segment| segment.path)
+            .collect()
     }
 
     /// The segment to append to, opening a new one if needed.
@@ -221,8 +236,12 @@ impl Journal {
                 reserved: 0,
                 last_seq: None,
             };
-            let opened = reserve(&mut segment, MAGIC.len() as u64)
-                .and_then(|()| segment.file.write_all_at(MAGIC, 0));
+            // The magic first: reserving extends the file with zeros, and a process killed
+            // in between must not leave a file that looks like a foreign segment.
+            let opened = segment
+                .file
+                .write_all_at(MAGIC, 0)
+                .and_then(|()| reserve(&mut segment, MAGIC.len() as u64));
             if let Err(e) = opened {
                 let _ = fs::remove_file(&segment.path);
                 return Err(e);
@@ -327,6 +346,8 @@ pub enum ReplayError {
 /// journal continues. Records the database already holds are skipped. A gap (records
 /// missing in the middle, which only a power loss can leave behind) ends the replay there:
 /// the segments past it are renamed `*.discarded`, kept for inspection, and reported.
+/// Segments are read one at a time, so memory stays within one segment however long the
+/// journal grew.
 pub fn replay(
     dir: &Path,
     applied: u64,
@@ -334,51 +355,47 @@ pub fn replay(
 ) -> Result<Replayed, ReplayError> {
     fs::create_dir_all(dir)?;
     let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
+    let mut highest = 0;
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        let number = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.strip_suffix(".log"))
-            .and_then(|stem| stem.parse::<u64>().ok());
-        if let Some(number) = number {
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        let (stem, live) = match name.strip_suffix(".log") {
+            Some(stem) => (stem, true),
+            None => match name.strip_suffix(".log.discarded") {
+                Some(stem) => (stem, false),
+                None => continue,
+            },
+        };
+        let Ok(number) = stem.parse::<u64>() else {
+            continue;
+        };
+        // Numbers are never reused, so a new segment cannot overwrite a discarded one.
+        highest = highest.max(number);
+        if live {
             numbered.push((number, path));
         }
     }
     numbered.sort();
+    let next_number = highest
+        .checked_add(1)
+        .ok_or_else(|| io::Error::other("journal segment numbers are exhausted"))?;
     let mut replayed = Replayed {
         next_seq: applied + 1,
-        next_number: numbered.last().map_or(1, |(number, _)| number + 1),
+        next_number,
         ..Replayed::default()
     };
-    let mut contents = Vec::with_capacity(numbered.len());
-    for (_, path) in &numbered {
-        let mut bytes = Vec::new();
-        File::open(path)?.read_to_end(&mut bytes)?;
-        if bytes.len() < MAGIC.len() {
-            // Created, then the process died (or the disk filled) before the magic.
-            contents.push((path.clone(), Vec::new()));
-            continue;
-        }
-        if &bytes[..MAGIC.len()] != MAGIC {
-            return Err(ReplayError::Magic {
-                path: path.display().to_string(),
-            });
-        }
-        contents.push((path.clone(), bytes));
-    }
     // Each segment ends where the next one that holds records begins.
-    let firsts: Vec<Option<u64>> = contents
+    let firsts = numbered
         .iter()
-        .map(|(_, bytes)| records(bytes).next().map(|(seq, _)| seq))
-        .collect();
+        .map(|(_, path)| Ok(records(&read_segment(path)?).next().map(|(seq, _)| seq)))
+        .collect::<Result<Vec<Option<u64>>, ReplayError>>()?;
     let mut gap = None;
-    for (index, (path, bytes)) in contents.iter().enumerate() {
-        if gap.is_some() {
-            break;
-        }
+    for (index, (_, path)) in numbered.iter().enumerate() {
         let limit = firsts[index + 1..].iter().flatten().next().copied();
-        for (seq, body) in records(bytes) {
+        let bytes = read_segment(path)?;
+        for (seq, body) in records(&bytes) {
             if limit.is_some_and(|limit| seq >= limit) {
                 break;
             }
@@ -406,8 +423,11 @@ pub fn replay(
             replayed.records += 1;
             replayed.next_seq += 1;
         }
+        if gap.is_some() {
+            break;
+        }
     }
-    for (index, (path, _)) in contents.into_iter().enumerate() {
+    for (index, (_, path)) in numbered.into_iter().enumerate() {
         if gap.is_some_and(|first_discarded| index >= first_discarded) {
             let mut aside = path.clone().into_os_string();
             aside.push(".discarded");
@@ -418,6 +438,22 @@ pub fn replay(
         }
     }
     Ok(replayed)
+}
+
+/// A segment's bytes, checked for the magic. A file too short for it, or whose first bytes
+/// are still zeros (created, then the process died or the power failed before the magic
+/// reached the disk), holds no records: it reads as empty.
+fn read_segment(path: &Path) -> Result<Vec<u8>, ReplayError> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    match bytes.get(..MAGIC.len()) {
+        None => Ok(Vec::new()),
+        Some(start) if start == MAGIC => Ok(bytes),
+        Some(start) if start.iter().all(|&b| b == 0) => Ok(Vec::new()),
+        Some(_) => Err(ReplayError::Magic {
+            path: path.display().to_string(),
+        }),
+    }
 }
 
 /// The intact records of one segment, in file order: `(seq, body)`. Stops at the first
@@ -465,8 +501,14 @@ mod tests {
         (seen, replayed)
     }
 
+    fn delete(paths: Vec<PathBuf>) {
+        for path in paths {
+            fs::remove_file(path).unwrap();
+        }
+    }
+
     fn write(dir: &Path, next_number: u64, seqs: std::ops::RangeInclusive<u64>) -> Journal {
-        let mut journal = Journal::new(dir.to_path_buf(), next_number, *seqs.start());
+        let mut journal = Journal::new(dir.to_path_buf(), next_number, *seqs.start(), Vec::new());
         for seq in seqs {
             assert_eq!(journal.append(&change(seq)).unwrap().seq, seq);
         }
@@ -519,7 +561,7 @@ mod tests {
         // Segment 1 holds 1..=5, but record 5's append was reported failed (it is complete
         // in the file: the worst case); segment 2 starts again at 5 with other content.
         drop(write(dir.path(), 1, 1..=5));
-        let mut journal = Journal::new(dir.path().to_path_buf(), 2, 5);
+        let mut journal = Journal::new(dir.path().to_path_buf(), 2, 5, Vec::new());
         for seq in 5..=7 {
             journal.append(&change(seq)).unwrap();
         }
@@ -550,16 +592,16 @@ mod tests {
         }
         assert!(!journal.can_prune(2));
         assert!(journal.can_prune(3));
-        journal.prune(3);
+        delete(journal.prune(3));
         assert!(!dir.path().join(segment_name(1)).exists());
         assert!(dir.path().join(segment_name(2)).exists());
         // The open segment goes only once the journal is closed.
-        journal.prune(6);
+        delete(journal.prune(6));
         assert!(dir.path().join(segment_name(2)).exists());
         journal.close();
         assert!(journal.append(&change(7)).is_err());
         assert!(journal.can_prune(6));
-        journal.prune(6);
+        delete(journal.prune(6));
         assert!(!dir.path().join(segment_name(2)).exists());
     }
 
@@ -573,5 +615,35 @@ mod tests {
         assert!(len >= CHUNK || journal.current.as_ref().unwrap().reserved == u64::MAX);
         let (seen, _) = read_back(dir.path(), 0);
         assert_eq!(seen, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_segment_killed_before_its_magic_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 1, 1..=3));
+        // Reserved (zeros) but the magic never written; and one created and left empty.
+        fs::write(dir.path().join(segment_name(2)), vec![0u8; 4096]).unwrap();
+        fs::write(dir.path().join(segment_name(3)), b"").unwrap();
+        let (seen, replayed) = read_back(dir.path(), 0);
+        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!((replayed.next_seq, replayed.next_number), (4, 4));
+    }
+
+    #[test]
+    fn discarded_segments_keep_their_numbers_out_of_use() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("0000000007.log.discarded"), b"kept").unwrap();
+        let (_, replayed) = read_back(dir.path(), 0);
+        assert_eq!(replayed.next_number, 8);
+    }
+
+    #[test]
+    fn leftover_segments_go_at_the_first_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(write(dir.path(), 1, 1..=3));
+        let leftover = dir.path().join(segment_name(1));
+        let mut journal = Journal::new(dir.path().to_path_buf(), 2, 4, vec![leftover.clone()]);
+        assert!(journal.can_prune(0));
+        assert_eq!(journal.prune(0), vec![leftover]);
     }
 }

@@ -204,8 +204,14 @@ impl Store {
         // acknowledged changes only there.
         let replayed = writer::replay_journal(&mut conn, &journal_dir)?;
         let snapshot = snapshot::load(&conn)?;
-        let journal = (sync == SyncMode::Normal)
-            .then(|| Journal::new(journal_dir, replayed.next_number, replayed.next_seq));
+        let journal = (sync == SyncMode::Normal).then(|| {
+            Journal::new(
+                journal_dir,
+                replayed.next_number,
+                replayed.next_seq,
+                replayed.segments,
+            )
+        });
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared {

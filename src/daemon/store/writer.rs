@@ -56,6 +56,8 @@ pub(super) struct Writer {
     commits_since_restart: u32,
     /// The last journal record committed into the database.
     committed_seq: u64,
+    /// When the writer last tried a checkpoint to trim the journal.
+    last_prune_try: std::time::Instant,
 }
 
 struct Submission {
@@ -67,6 +69,13 @@ struct Submission {
 /// A message that ends a group: it is handled after the group's commit.
 enum Control {
     RollBack { acks: Vec<Ack>, error: String },
+}
+
+/// Tells waiters that their change failed.
+fn answer_error(acks: Vec<Ack>, error: &str) {
+    for ack in acks {
+        let _ = ack.send(Err(error.to_string()));
+    }
 }
 
 /// Tells every waiter of `submissions` the outcome.
@@ -96,7 +105,18 @@ impl Writer {
             commits_since_checkpoint: 0,
             commits_since_restart: 0,
             committed_seq,
+            last_prune_try: std::time::Instant::now(),
         }
+    }
+
+    /// Whether a closed journal segment is fully committed and the last try to make it
+    /// durable (and delete it) was over a second ago.
+    fn journal_prune_due(&self) -> bool {
+        self.last_prune_try.elapsed() >= PROBE_INTERVAL
+            && self
+                .shared
+                .journal()
+                .is_some_and(|journal| journal.can_prune(self.committed_seq))
     }
 
     fn journaled(&self) -> bool {
@@ -125,9 +145,11 @@ impl Writer {
                             Some(deltas) => self.committed(batch, &deltas),
                             None => {
                                 // Closing with the batch uncommitted: it stays in the
-                                // journal, and the next start replays it.
+                                // journal, and the next start replays it. Whoever waits
+                                // for it hears the truth: it is durable.
                                 clean = false;
                                 self.closing = true;
+                                answer(batch, &Ok(()));
                             }
                         }
                     }
@@ -165,7 +187,7 @@ impl Writer {
         }
         // Leave a compact database behind: everything copied out of the WAL, and the
         // journal deleted once that is done.
-        match self.checkpoint("TRUNCATE") {
+        match checkpoint(&self.conn, "TRUNCATE") {
             Ok(true) if clean => self.prune_journal(),
             Ok(_) => {}
             Err(e) => {
@@ -205,17 +227,25 @@ impl Writer {
         answer(batch, &Ok(()));
         self.commits_since_checkpoint += 1;
         self.commits_since_restart += 1;
-        let journal_segments_done = self
-            .shared
-            .journal()
-            .is_some_and(|journal| journal.can_prune(self.committed_seq));
-        if self.commits_since_restart >= COMMITS_PER_WAL_RESTART || journal_segments_done {
+        if self.commits_since_restart >= COMMITS_PER_WAL_RESTART {
             self.commits_since_restart = 0;
             self.commits_since_checkpoint = 0;
-            match self.checkpoint("RESTART") {
+            match checkpoint(&self.conn, "RESTART") {
                 Ok(true) => self.prune_journal(),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "WAL restart failed; will retry later"),
+            }
+        } else if self.journal_prune_due() {
+            // A closed segment waits for a checkpoint that covers it. PASSIVE never waits
+            // for readers (a `sqlite3` shell, a backup); when one holds it back, the next
+            // try comes a second later.
+            self.last_prune_try = std::time::Instant::now();
+            match checkpoint(&self.conn, "PASSIVE") {
+                Ok(true) => self.prune_journal(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "checkpoint for the journal failed; will retry")
+                }
             }
         } else if self.commits_since_checkpoint >= COMMITS_PER_CHECKPOINT {
             self.commits_since_checkpoint = 0;
@@ -223,21 +253,16 @@ impl Writer {
         }
     }
 
-    /// Runs a checkpoint of the given mode; `Ok(true)` when it completed, so everything
-    /// committed so far is in the database file and fsynced.
-    fn checkpoint(&self, mode: &str) -> Result<bool, rusqlite::Error> {
-        let busy: i64 =
-            self.conn
-                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-                    row.get(0)
-                })?;
-        Ok(busy == 0)
-    }
-
     /// Deletes the journal segments a completed checkpoint made redundant.
     fn prune_journal(&self) {
-        if let Some(mut journal) = self.shared.journal() {
-            journal.prune(self.committed_seq);
+        let done = match self.shared.journal() {
+            Some(mut journal) => journal.prune(self.committed_seq),
+            None => return,
+        };
+        // Outside the journal's lock: appends wait on it.
+        let kept = delete_segments(done);
+        if !kept.is_empty() {
+            tracing::warn!(segments = kept.len(), "journal segments left in place");
         }
     }
 
@@ -252,7 +277,20 @@ impl Writer {
             if self.shared.closing.load(Ordering::SeqCst) {
                 return None;
             }
-            if let Ok(deltas) = self.commit(batch) {
+            // A commit reported failed may still have landed: then committing it again
+            // would hit its own rows.
+            let highest = batch
+                .iter()
+                .filter_map(|s| s.journaled)
+                .map(|a| a.seq)
+                .max();
+            let landed = highest.is_some_and(|seq| stored_journal_seq(&self.conn) >= Some(seq));
+            let outcome = if landed {
+                Ok(counter_deltas(batch.iter().flat_map(|s| s.changes.iter())))
+            } else {
+                self.commit(batch)
+            };
+            if let Ok(deltas) = outcome {
                 self.shared.health.clear_writer_failing();
                 if let Some(recovery) = self.recovery.as_ref().and_then(Weak::upgrade) {
                     recovery.recovered();
@@ -396,14 +434,15 @@ impl Writer {
                 Ok(Message::Close) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.closing = true;
                 }
-                Ok(Message::Submit { acks, .. }) | Ok(Message::RollBack { acks, .. }) => {
+                Ok(Message::Submit { acks, .. }) => {
                     // Cannot happen (writes are refused while degraded); fail it to be safe.
-                    let failed = vec![Submission {
-                        changes: Vec::new(),
-                        acks,
-                        journaled: None,
-                    }];
-                    answer(failed, &Err("storage is failing".into()));
+                    answer_error(acks, "storage is failing");
+                }
+                Ok(Message::RollBack { acks, error }) => {
+                    // Cannot happen either (it needs an append, refused while degraded);
+                    // memory is being put back to the database anyway.
+                    self.shared.health.roll_back_done();
+                    answer_error(acks, &error);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if probe(&self.conn).is_err() {
@@ -497,7 +536,7 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
         .map_err(|_| StoreError::Unreadable(format!("meta journal_seq is negative ({applied})")))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut group = Group::default();
-    let replayed = journal::replay(dir, applied, |seq, changes| {
+    let mut replayed = journal::replay(dir, applied, |seq, changes| {
         for change in &changes {
             group.write(&tx, change).map_err(|e| e.to_string())?;
         }
@@ -512,17 +551,48 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
             "journal replayed into the database"
         );
     }
-    if !replayed.segments.is_empty() {
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
-        if busy == 0 {
-            for path in &replayed.segments {
-                if let Err(e) = std::fs::remove_file(path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot delete a journal segment");
-                }
-            }
-        }
+    if !replayed.segments.is_empty() && matches!(checkpoint(conn, "TRUNCATE"), Ok(true)) {
+        // What cannot be deleted now is left to the running journal's first prune.
+        replayed.segments = delete_segments(std::mem::take(&mut replayed.segments));
     }
     Ok(replayed)
+}
+
+/// Runs a checkpoint of the given mode; `Ok(true)` when it completed (every WAL frame is
+/// in the database file, and the file is fsynced), so everything committed so far is
+/// durable and the journal segments it covers can go.
+fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
+    let (busy, log, checkpointed): (i64, i64, i64) =
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    Ok(busy == 0 && log == checkpointed)
+}
+
+/// Deletes journal segments; returns those that could not be deleted.
+fn delete_segments(paths: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
+    paths
+        .into_iter()
+        .filter(|path| match std::fs::remove_file(path) {
+            Ok(()) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot delete a journal segment");
+                true
+            }
+        })
+        .collect()
+}
+
+/// The last journal record the database holds, if it can be read.
+fn stored_journal_seq(conn: &Connection) -> Option<u64> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'journal_seq'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .ok()
+    .and_then(|seq| u64::try_from(seq).ok())
 }
 
 /// A write that changes nothing, to test whether storage accepts writes again.
