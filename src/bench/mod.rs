@@ -6,6 +6,7 @@
 //! - [`processes`]: whole processes (oneshot, list, depth, restart, memory);
 //! - [`target`]: the daemon under test; [`latency`] and [`report`]: the figures.
 
+pub mod event_loop;
 pub mod latency;
 pub mod processes;
 pub mod report;

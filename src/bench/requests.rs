@@ -61,29 +61,25 @@ fn share(total: usize, parts: usize, index: usize) -> usize {
     total / parts + usize::from(index < total % parts)
 }
 
-/// One request at a time per connection, each timed: `ping` or `add`.
+/// One request at a time per connection, each timed: `ping` or `add`. All connections are
+/// driven by one thread (`event_loop.rs`), as `redis-benchmark` drives its own.
 pub fn one_by_one(
     target: &Target,
     scenario: &str,
     connections: usize,
     requests: usize,
 ) -> anyhow::Result<Row> {
-    let (seconds, mut latencies) = on_connections(target, connections, |index, client, lat| {
-        let mine = share(requests, connections, index);
-        *lat = Latencies::with_capacity(mine);
-        for i in 0..mine {
-            let request = if scenario == "ping" {
-                Request::Ping
-            } else {
-                Request::AddTasks {
-                    tasks: vec![NewTask::new(format!("bench {index}-{i}"))],
-                }
-            };
-            let sent = Instant::now();
-            call(client, &request)?;
-            lat.record(sent.elapsed());
+    let shares: Vec<usize> = (0..connections)
+        .map(|index| share(requests, connections, index))
+        .collect();
+    let (seconds, mut latencies) = super::event_loop::run(target, &shares, |index, i| {
+        if scenario == "ping" {
+            Request::Ping
+        } else {
+            Request::AddTasks {
+                tasks: vec![NewTask::new(format!("bench {index}-{i}"))],
+            }
         }
-        Ok(())
     })?;
     let count = latencies.len() as u64;
     Ok(Row::throughput(

@@ -116,6 +116,17 @@ impl Client {
         Ok(client)
     }
 
+    /// The connection's socket, for a caller that drives the protocol itself (the
+    /// benchmark's event loop). Only between requests: after the handshake was answered and
+    /// with nothing read ahead.
+    pub fn into_socket(self) -> io::Result<std::os::unix::net::UnixStream> {
+        if self.welcome_pending || !self.reader.buffer().is_empty() || !self.out.is_empty() {
+            return Err(io::Error::other("the connection is in the middle of an exchange"));
+        }
+        let fd: std::os::fd::OwnedFd = self.reader.into_inner().0.into();
+        Ok(std::os::unix::net::UnixStream::from(fd))
+    }
+
     /// Reads the daemon's answer to our `Hello`, once.
     fn check_welcome(&mut self) -> Result<(), CliError> {
         if !self.welcome_pending {
