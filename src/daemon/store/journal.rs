@@ -74,12 +74,72 @@ struct Segment {
 /// The segment being appended to.
 struct OpenSegment {
     file: File,
+    /// The file mapped for writing, where the file system reserves space.
+    map: Option<Mapping>,
     path: PathBuf,
     /// Where the next record goes.
     offset: u64,
     /// Bytes reserved with `fallocate` (`u64::MAX` where the file system cannot reserve).
     reserved: u64,
     last_seq: Option<u64>,
+}
+
+/// A segment's first [`SEGMENT_BYTES`] mapped shared into memory, so a record is copied
+/// into the page cache without a system call: the `pwrite` per record (the ext4 write path)
+/// cost as much as the request's `recv` (BENCHMARKS.md). The pages belong to the kernel's
+/// page cache, so like a `pwrite` they survive the process being killed.
+///
+/// Written only below the reserved size: `fallocate` has extended the file and allocated
+/// its blocks there, so a write never touches a page past the end of the file (which
+/// would raise SIGBUS) and never needs space the disk may not have.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; the journal's mutex serializes
+// its use.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `file`; `None` if the system refuses (appends then use `pwrite`).
+    fn new(file: &File, len: usize) -> Option<Mapping> {
+        // SAFETY: a fresh shared mapping of a file we hold open; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            tracing::debug!(error = %io::Error::last_os_error(), "cannot map a journal segment; writing it instead");
+            return None;
+        }
+        std::ptr::NonNull::new(ptr.cast()).map(|ptr| Mapping { ptr, len })
+    }
+
+    /// Copies `bytes` to `offset`, which the caller has checked lies within the mapping
+    /// and below the reserved size.
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len, "journal write past its mapping");
+        // SAFETY: in bounds (checked above), and nothing else aliases the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(offset), bytes.len());
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped. Dirty pages stay in the page cache.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
 }
 
 pub struct Journal {
@@ -154,7 +214,11 @@ impl Journal {
         if end > segment.reserved {
             reserve(segment, end)?;
         }
-        if let Err(e) = segment.file.write_all_at(record, segment.offset) {
+        if let Some(map) = segment.map.as_mut().filter(|map| end <= map.len as u64)
+            && end <= segment.reserved
+        {
+            map.write(segment.offset as usize, record);
+        } else if let Err(e) = segment.file.write_all_at(record, segment.offset) {
             // Part of the record may be in the file: never write after it. Recovery stops
             // at it, and the next segment starts at this same number.
             self.abandon_segment();
@@ -231,6 +295,7 @@ impl Journal {
             self.next_number += 1;
             let mut segment = OpenSegment {
                 file,
+                map: None,
                 path,
                 offset: 0,
                 reserved: 0,
@@ -247,6 +312,9 @@ impl Journal {
                 return Err(e);
             }
             segment.offset = MAGIC.len() as u64;
+            if segment.reserved != u64::MAX {
+                segment.map = Mapping::new(&segment.file, SEGMENT_BYTES as usize);
+            }
             self.current = Some(segment);
         }
         self.current
