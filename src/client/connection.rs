@@ -121,7 +121,9 @@ impl Client {
     /// with nothing read ahead.
     pub fn into_socket(self) -> io::Result<std::os::unix::net::UnixStream> {
         if self.welcome_pending || !self.reader.buffer().is_empty() || !self.out.is_empty() {
-            return Err(io::Error::other("the connection is in the middle of an exchange"));
+            return Err(io::Error::other(
+                "the connection is in the middle of an exchange",
+            ));
         }
         let fd: std::os::fd::OwnedFd = self.reader.into_inner().0.into();
         Ok(std::os::unix::net::UnixStream::from(fd))

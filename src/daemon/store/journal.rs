@@ -125,10 +125,17 @@ impl Mapping {
     /// Copies `bytes` to `offset`, which the caller has checked lies within the mapping
     /// and below the reserved size.
     fn write(&mut self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.len, "journal write past its mapping");
+        assert!(
+            offset + bytes.len() <= self.len,
+            "journal write past its mapping"
+        );
         // SAFETY: in bounds (checked above), and nothing else aliases the mapping.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(offset), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr.as_ptr().add(offset),
+                bytes.len(),
+            );
         }
     }
 }
