@@ -221,3 +221,36 @@ async fn acknowledged_changes_that_never_reached_sqlite_come_back_from_the_journ
     assert_eq!(running, vec![(ids[0], Some("w1".to_string()))]);
     assert_eq!(Arc::strong_count(&state), 1);
 }
+
+#[test]
+fn a_bulk_add_killed_right_after_its_answer_is_all_there_after_a_restart() {
+    let mut d = TestDaemon::start();
+    let input: String = (0..30_000).map(|i| format!("bulk {i}\n")).collect();
+    let ids: Vec<u64> = d
+        .run_stdin(&["task", "add", "--stdin"], &input)
+        .ok()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 30_000);
+    // SQLite is likely still behind the answers here; the journal is not.
+    d.kill9();
+    d.restart(&[]);
+    let listed = d.run(&["task", "list", "--json"]).json();
+    let titles: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), 30_000);
+    assert!(
+        titles
+            .iter()
+            .enumerate()
+            .all(|(i, t)| *t == format!("bulk {i}"))
+    );
+    let metrics = d.run(&["metrics", "--json"]).json();
+    assert_eq!(metrics["counters"]["enqueued"], 30_000, "{metrics}");
+    d.kill9();
+}

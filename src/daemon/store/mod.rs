@@ -7,7 +7,8 @@
 //! - `normal` (the default): the changes are appended to the journal (`journal.rs`) on the
 //!   handler's own thread; once that `pwrite` returns they survive `kill -9`, and the
 //!   handler answers at once. The writer thread commits them into SQLite behind the
-//!   answers, a group at a time. If it falls more than [`MAX_BACKLOG`] bytes behind,
+//!   answers, a group at a time, from the encoded records. If it falls more than
+//!   [`MAX_BACKLOG`] bytes behind,
 //!   handlers wait for its commit again, which bounds the memory the backlog holds.
 //! - `full`: the writer commits everything that arrived while the previous transaction ran
 //!   as one transaction with an fsync, then publishes how far it got, and each handler
@@ -43,7 +44,7 @@ use super::change::{Change, counter_deltas};
 use journal::Journal;
 
 /// Journaled bytes the writer may have yet to commit before handlers wait for it again.
-pub const MAX_BACKLOG: usize = 32 * 1024 * 1024;
+pub const MAX_BACKLOG: usize = 4 * 1024 * 1024;
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,17 +302,17 @@ impl Store {
         for ack in acks.drain(..) {
             let _ = ack.send(Ok(()));
         }
-        let backlog = self
-            .shared
-            .backlog
-            .fetch_add(appended.bytes, Ordering::SeqCst);
-        let ticket = (backlog + appended.bytes > MAX_BACKLOG).then(|| {
+        let bytes = appended.bytes();
+        let backlog = self.shared.backlog.fetch_add(bytes, Ordering::SeqCst);
+        let ticket = (backlog + bytes > MAX_BACKLOG).then(|| {
             let (ack, ticket) = oneshot::channel();
             acks.push(ack);
             ticket
         });
+        // The writer decodes the record again: the changes go now, not when it catches up.
+        drop(changes);
         self.send(Message::Submit {
-            changes,
+            changes: Vec::new(),
             acks,
             journaled: Some(appended),
         });

@@ -20,6 +20,8 @@ const MAX_GROUP: usize = 4096;
 /// pages but cannot reset the log while commits keep coming; this bounds its size (about
 /// 40 MiB at typical commit sizes) at the cost of a short pause.
 const COMMITS_PER_WAL_RESTART: u32 = 4096;
+/// A backlog at least this large is followed by returning free memory once it drains.
+const TRIM_AFTER_BACKLOG: usize = 1024 * 1024;
 /// How often a degraded store tries a write to see whether storage works again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// In journal mode nobody waits for the writer, so after the first submission it lets more
@@ -58,6 +60,8 @@ pub(super) struct Writer {
     committed_seq: u64,
     /// When the writer last tried a checkpoint to trim the journal.
     last_prune_try: std::time::Instant,
+    /// The largest journal backlog since the writer last caught up.
+    backlog_peak: usize,
 }
 
 struct Submission {
@@ -106,6 +110,7 @@ impl Writer {
             commits_since_restart: 0,
             committed_seq,
             last_prune_try: std::time::Instant::now(),
+            backlog_peak: 0,
         }
     }
 
@@ -213,17 +218,23 @@ impl Writer {
         }
         let bytes: usize = batch
             .iter()
-            .filter_map(|s| s.journaled.map(|appended| appended.bytes))
+            .filter_map(|s| s.journaled.as_ref().map(journal::Appended::bytes))
             .sum();
         if let Some(seq) = batch
             .iter()
-            .filter_map(|s| s.journaled)
+            .filter_map(|s| s.journaled.as_ref())
             .map(|a| a.seq)
             .max()
         {
             self.committed_seq = seq;
         }
-        self.shared.backlog.fetch_sub(bytes, Ordering::SeqCst);
+        let before = self.shared.backlog.fetch_sub(bytes, Ordering::SeqCst);
+        self.backlog_peak = self.backlog_peak.max(before);
+        if before == bytes && self.backlog_peak >= TRIM_AFTER_BACKLOG {
+            // Caught up after a burst: hand the memory that held it back to the system.
+            self.backlog_peak = 0;
+            release_free_memory();
+        }
         answer(batch, &Ok(()));
         self.commits_since_checkpoint += 1;
         self.commits_since_restart += 1;
@@ -281,7 +292,7 @@ impl Writer {
             // would hit its own rows.
             let highest = batch
                 .iter()
-                .filter_map(|s| s.journaled)
+                .filter_map(|s| s.journaled.as_ref())
                 .map(|a| a.seq)
                 .max();
             let landed = highest.is_some_and(|seq| stored_journal_seq(&self.conn) >= Some(seq));
@@ -360,7 +371,15 @@ impl Writer {
             for change in &submission.changes {
                 group.write(&tx, change)?;
             }
-            if let Some(appended) = submission.journaled {
+            if let Some(appended) = &submission.journaled {
+                let changes = appended.changes().map_err(|e| {
+                    // Cannot happen (the daemon encoded it a moment ago); if it did, the
+                    // commit fails and is retried, and the record stays in the journal.
+                    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+                })?;
+                for change in &changes {
+                    group.write(&tx, change)?;
+                }
                 group.journal_seq = Some(appended.seq);
             }
         }
@@ -556,6 +575,17 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
         replayed.segments = delete_segments(std::mem::take(&mut replayed.segments));
     }
     Ok(replayed)
+}
+
+/// Returns the heap's free pages to the system. After a burst of bulk adds, the records
+/// the writer held while behind are freed in the middle of the heap, where glibc keeps
+/// them: the daemon's memory would stay at its high-water mark.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: no arguments beyond a size; glibc takes its own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Runs a checkpoint of the given mode; `Ok(true)` when it completed (every WAL frame is
