@@ -187,6 +187,13 @@ impl Connection {
     fn answer(&mut self, len: usize) -> anyhow::Result<std::time::Duration> {
         let frame: ResponseFrame = codec::decode(&self.input[HEADER_LEN..HEADER_LEN + len])?;
         self.input.drain(..HEADER_LEN + len);
+        if frame.id + 1 != self.next_id {
+            bail!(
+                "an answer to request {} while {} was in flight",
+                frame.id,
+                self.next_id - 1
+            );
+        }
         if let Err(e) = frame.result {
             bail!("the daemon refused: {e}");
         }

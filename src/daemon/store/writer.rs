@@ -129,6 +129,9 @@ impl Writer {
     }
 
     pub(super) fn run(mut self) {
+        if self.journaled() {
+            yield_to_requests();
+        }
         let (mut batches, mut submissions) = (0u64, 0u64);
         let mut busy = Duration::ZERO;
         let mut clean = true;
@@ -575,6 +578,23 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
         replayed.segments = delete_segments(std::mem::take(&mut replayed.segments));
     }
     Ok(replayed)
+}
+
+/// Lowers this thread's priority (nice 10). In journal mode nobody waits for the writer,
+/// and on a small machine its SQLite work otherwise takes the CPU from the threads that
+/// answer requests. It cannot starve: once it is [`super::MAX_BACKLOG`] behind, requests
+/// wait for its commits, which gives it the CPU back.
+fn yield_to_requests() {
+    const NICE: libc::c_int = 10;
+    // SAFETY: the gettid system call (glibc's wrapper is missing from static builds) and
+    // setpriority on the calling thread only.
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
+    };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the store writer's priority");
+    }
 }
 
 /// Returns the heap's free pages to the system. After a burst of bulk adds, the records
