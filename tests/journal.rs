@@ -254,3 +254,23 @@ fn a_bulk_add_killed_right_after_its_answer_is_all_there_after_a_restart() {
     assert_eq!(metrics["counters"]["enqueued"], 30_000, "{metrics}");
     d.kill9();
 }
+
+#[test]
+fn a_zero_store_backlog_means_sqlite_holds_every_answered_change() {
+    let mut d = TestDaemon::start();
+    let input: String = (0..5000).map(|i| format!("t{i}\n")).collect();
+    d.run_stdin(&["task", "add", "--stdin", "-q"], &input).ok();
+    let metrics = d.run(&["metrics", "--json"]).json();
+    assert!(metrics["store_backlog_bytes"].is_u64(), "{metrics}");
+    common::wait_for_metrics(&d, "the store to catch up", |m| {
+        m["store_backlog_bytes"] == 0
+    });
+    let in_sqlite: i64 = rusqlite::Connection::open(d.data_dir.join("vapora.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(in_sqlite, 5000);
+    let prometheus = d.run(&["metrics", "--format", "prometheus"]);
+    assert!(prometheus.ok().contains("vapora_store_backlog_bytes 0"));
+    d.kill9();
+}

@@ -172,7 +172,6 @@ pub fn memory(target: &Target, tasks: usize) -> anyhow::Result<Row> {
     let started = Instant::now();
     fill(target, tasks)?;
     let seconds = started.elapsed().as_secs_f64();
-    let at_end = rss_bytes(pid)?;
     let after = settled_rss(pid)?;
     let per_task = (after.saturating_sub(before)) as f64 / tasks as f64 - 1.0;
     Ok(Row {
@@ -186,19 +185,16 @@ pub fn memory(target: &Target, tasks: usize) -> anyhow::Result<Row> {
         p99_us: None,
         value: Some(per_task),
         note: format!(
-            "{per_task:.0} bytes per task (RSS {:.1} → {:.1} MB; {:.1} MB at the last answer, \
-             while SQLite caught up)",
+            "{per_task:.0} bytes per task (RSS {:.1} → {:.1} MB)",
             before as f64 / 1e6,
-            after as f64 / 1e6,
-            at_end as f64 / 1e6
+            after as f64 / 1e6
         ),
     })
 }
 
-/// The daemon's memory once it has settled: with `--sync normal` the answers run ahead of
-/// SQLite, and the records still to commit are held (and then returned to the system)
-/// for up to a second after the last answer. Samples every 100 ms until the figure has
-/// not moved for half a second, or 10 s have passed.
+/// The daemon's memory once it has settled: the fill waited for SQLite to catch up, and
+/// the writer then returns the memory that held its backlog to the system. Samples every
+/// 100 ms until the figure has not moved for half a second, or 10 s have passed.
 fn settled_rss(pid: u32) -> anyhow::Result<u64> {
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     let (mut last, mut stable) = (rss_bytes(pid)?, 0);

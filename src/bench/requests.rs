@@ -144,8 +144,9 @@ fn batches(tasks: usize, batch: usize, prefix: &str) -> Vec<Request> {
         .collect()
 }
 
-/// Adds `tasks` tasks titled "t" as fast as the daemon takes them: the set-up of the
-/// scenarios that need a full queue (not measured).
+/// Adds `tasks` tasks titled "t" as fast as the daemon takes them, then waits until its
+/// store has caught up: the set-up of the scenarios that need a full queue (not measured),
+/// which would otherwise measure SQLite catching up along with themselves.
 pub fn fill(target: &Target, tasks: usize) -> anyhow::Result<()> {
     let batch = target.max_batch()?.max(1);
     let mut client = target.connect()?;
@@ -169,7 +170,7 @@ pub fn fill(target: &Target, tasks: usize) -> anyhow::Result<()> {
         }
         done += chunk;
     }
-    Ok(())
+    target.settle()
 }
 
 /// `agents` agents, each claiming a task and marking it done until the queue is empty.

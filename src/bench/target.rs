@@ -140,6 +140,24 @@ impl Target {
         })
     }
 
+    /// Waits until the daemon's store has committed everything journaled (its metrics'
+    /// `store_backlog_bytes` is 0), polling every 10 ms for up to a minute.
+    pub fn settle(&self) -> anyhow::Result<()> {
+        let mut client = self.connect()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match call(&mut client, &Request::Metrics)? {
+                Response::Metrics(m) if m.store_backlog_bytes == 0 => return Ok(()),
+                Response::Metrics(_) => {}
+                other => bail!("unexpected answer to a metrics request: {other:?}"),
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the daemon's store did not catch up within a minute");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// The daemon's pid, from its answer to a ping.
     pub fn pid(&self) -> anyhow::Result<u32> {
         Ok(self.info()?.pid)

@@ -757,6 +757,7 @@ impl AppState {
             connections_open,
             connections_total,
             parked_claims,
+            store_backlog_bytes: self.store.backlog_bytes(),
         }
     }
 }

@@ -145,4 +145,6 @@ pub struct MetricsSnapshot {
     pub connections_total: u64,
     /// Claims parked waiting for a task.
     pub parked_claims: u64,
+    /// Journaled bytes SQLite has yet to commit (`--sync normal`); 0 when it has caught up.
+    pub store_backlog_bytes: u64,
 }

@@ -55,6 +55,7 @@ fn to_json(m: &MetricsSnapshot) -> serde_json::Value {
         "connections_open": m.connections_open,
         "connections_total": m.connections_total,
         "parked_claims": m.parked_claims,
+        "store_backlog_bytes": m.store_backlog_bytes,
     })
 }
 
@@ -68,6 +69,11 @@ fn to_text(m: &MetricsSnapshot) -> String {
         m.connections_open, m.connections_total
     );
     let _ = writeln!(out, "parked claims: {}", m.parked_claims);
+    let _ = writeln!(
+        out,
+        "store backlog: {} bytes (journaled, not yet in SQLite)",
+        m.store_backlog_bytes
+    );
     let _ = writeln!(out, "tasks:");
     if m.tasks.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -225,6 +231,13 @@ fn to_prometheus(m: &MetricsSnapshot) -> String {
         "Client connections accepted.",
     );
     let _ = writeln!(out, "vapora_connections_total {}", m.connections_total);
+    header(
+        &mut out,
+        "vapora_store_backlog_bytes",
+        "gauge",
+        "Journaled bytes not yet committed into SQLite.",
+    );
+    let _ = writeln!(out, "vapora_store_backlog_bytes {}", m.store_backlog_bytes);
     header(
         &mut out,
         "vapora_uptime_seconds",

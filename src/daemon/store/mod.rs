@@ -242,6 +242,11 @@ impl Store {
         self.shared.health.is_degraded()
     }
 
+    /// Journaled bytes the writer has yet to commit into SQLite.
+    pub fn backlog_bytes(&self) -> u64 {
+        self.shared.backlog.load(Ordering::SeqCst) as u64
+    }
+
     /// Whether changes are journaled (`--sync normal`) and so durable when submitted.
     pub fn is_journaled(&self) -> bool {
         self.shared.journal.is_some()
