@@ -43,7 +43,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::daemon::change::Change;
@@ -243,10 +243,12 @@ impl Journal {
     fn segment(&mut self) -> io::Result<&mut OpenSegment> {
         if self.current.is_none() {
             let path = self.dir.join(segment_name(self.next_number));
+            // Owner only: records hold payloads, like the database.
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)?;
             self.next_number += 1;
             let mut segment = OpenSegment {
@@ -373,7 +375,10 @@ pub fn replay(
     applied: u64,
     mut apply: impl FnMut(u64, Vec<Change>) -> Result<(), String>,
 ) -> Result<Replayed, ReplayError> {
-    fs::create_dir_all(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
     let mut highest = 0;
     for entry in fs::read_dir(dir)? {
