@@ -28,15 +28,19 @@ fn journal_seq(data_dir: &Path) -> i64 {
     .unwrap()
 }
 
-/// Adds, claims and finishes, in the order a worker would; returns the ids added.
-fn work(d: &TestDaemon) -> Vec<u64> {
-    let input: String = (0..500).map(|i| format!("job {i}\n")).collect();
-    let ids: Vec<u64> = d
-        .run_stdin(&["task", "add", "--stdin"], &input)
+/// Adds `count` tasks titled "`prefix` N" in one `task add --stdin`; returns their ids.
+fn add_lines(d: &TestDaemon, prefix: &str, count: usize) -> Vec<u64> {
+    let input: String = (0..count).map(|i| format!("{prefix} {i}\n")).collect();
+    d.run_stdin(&["task", "add", "--stdin"], &input)
         .ok()
         .lines()
         .map(|line| line.parse().unwrap())
-        .collect();
+        .collect()
+}
+
+/// Adds, claims and finishes, in the order a worker would; returns the ids added.
+fn work(d: &TestDaemon) -> Vec<u64> {
+    let ids = add_lines(d, "job", 500);
     d.run(&["agent", "register", "w1"]).ok();
     let claimed = d.run(&["task", "claim", "--agent", "w1", "-q"]);
     assert_eq!(claimed.ok(), ids[0].to_string());
@@ -225,13 +229,7 @@ async fn acknowledged_changes_that_never_reached_sqlite_come_back_from_the_journ
 #[test]
 fn a_bulk_add_killed_right_after_its_answer_is_all_there_after_a_restart() {
     let mut d = TestDaemon::start();
-    let input: String = (0..30_000).map(|i| format!("bulk {i}\n")).collect();
-    let ids: Vec<u64> = d
-        .run_stdin(&["task", "add", "--stdin"], &input)
-        .ok()
-        .lines()
-        .map(|line| line.parse().unwrap())
-        .collect();
+    let ids = add_lines(&d, "bulk", 30_000);
     assert_eq!(ids.len(), 30_000);
     // SQLite is likely still behind the answers here; the journal is not.
     d.kill9();
@@ -258,8 +256,7 @@ fn a_bulk_add_killed_right_after_its_answer_is_all_there_after_a_restart() {
 #[test]
 fn a_zero_store_backlog_means_sqlite_holds_every_answered_change() {
     let mut d = TestDaemon::start();
-    let input: String = (0..5000).map(|i| format!("t{i}\n")).collect();
-    d.run_stdin(&["task", "add", "--stdin", "-q"], &input).ok();
+    add_lines(&d, "t", 5000);
     let metrics = d.run(&["metrics", "--json"]).json();
     assert!(metrics["store_backlog_bytes"].is_u64(), "{metrics}");
     common::wait_for_metrics(&d, "the store to catch up", |m| {
