@@ -125,3 +125,62 @@ fn read_only_data_dir_is_refused_at_start_with_a_clear_error() {
     assert!(stderr.contains("not writable"), "{stderr}");
     assert_eq!(std::fs::read(data.join("vapora.db")).unwrap(), db_before);
 }
+
+/// Fills the file system under `dir` to the last byte; the file goes when the test ends.
+fn fill_up(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    let mut size = block.len();
+    while size > 0 {
+        if file.write_all(&block[..size]).is_err() {
+            size /= 2;
+        }
+    }
+    path
+}
+
+#[test]
+fn a_journal_append_that_finds_the_disk_full_is_refused_and_rolled_back() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&scratch.path().join("mnt"), "8m") else {
+        return skip("cannot mount a tmpfs");
+    };
+    let mut d = TestDaemon::start_in(Some(fs.0.join("data")), &[]);
+    let kept = d.add(&["kept"]);
+    // Once SQLite holds it too, only the journal has anything left to write.
+    common::wait_for_metrics(&d, "the store to catch up", |m| {
+        m["store_backlog_bytes"] == 0
+    });
+    let filler = fill_up(&fs.0);
+    // Larger than what the journal reserved ahead (256 KiB): its append must reserve more,
+    // finds no space, and writes nothing.
+    let line = format!(
+        "{{\"title\": \"no room for this\", \"payload\": \"{}\"}}\n",
+        "x".repeat(300_000)
+    );
+    let refused = d.run_stdin(&["task", "add", "--stdin", "--jsonl"], &line);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("rolled back"), "{refused:?}");
+    // Memory holds exactly what was acknowledged; reads are served.
+    assert_eq!(ids(&d), vec![kept]);
+    let refused_again = d.run(&["task", "add", "while full"]);
+    assert_eq!(refused_again.code, 1, "{refused_again:?}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let run = d.run(&["task", "add", "after recovery"]);
+        if run.code == 0 {
+            break run.stdout.trim().parse::<u64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "writes never resumed: {run:?}");
+        std::thread::sleep(Duration::from_millis(100)); // the daemon probes once a second
+    };
+    // The refused add left nothing behind, in memory or in the journal.
+    d.kill9();
+    d.restart(&[]);
+    assert_eq!(ids(&d), vec![kept, after]);
+    d.kill9();
+}
