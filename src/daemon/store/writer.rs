@@ -136,7 +136,7 @@ impl Writer {
         let mut busy = Duration::ZERO;
         let mut clean = true;
         while !self.closing {
-            let Some((batch, control)) = self.next_batch() else {
+            let Some((batch, mut control)) = self.next_batch() else {
                 break;
             };
             if !batch.is_empty() {
@@ -149,6 +149,14 @@ impl Writer {
                     Ok(deltas) => self.committed(batch, &deltas),
                     Err(e) if self.journaled() => {
                         tracing::error!(error = %e, "commit of journaled changes failed; refusing writes and retrying");
+                        if let Some(Control::RollBack { acks, error }) = &mut control {
+                            // A failed append waits behind this batch for its roll-back,
+                            // which needs the batch in SQLite first, and the disk may stay
+                            // full for long: its client hears the refusal now. Memory
+                            // shows its change until the roll-back (writes are refused
+                            // meanwhile, so nothing builds on it).
+                            answer_error(std::mem::take(acks), error);
+                        }
                         match self.retry(&batch) {
                             Some(deltas) => self.committed(batch, &deltas),
                             None => {
