@@ -327,9 +327,12 @@ impl Connection {
                 // request is answered) first tries a `recv` that can only return EAGAIN,
                 // one system call per request. tokio clears the readiness only if no new
                 // data was signalled since, so nothing that arrives is missed.
-                let _ = self.stream.inner().try_io(tokio::io::Interest::READABLE, || {
-                    Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                });
+                let _ = self
+                    .stream
+                    .inner()
+                    .try_io(tokio::io::Interest::READABLE, || {
+                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                    });
             }
         }
     }

@@ -588,17 +588,24 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
     Ok(replayed)
 }
 
-/// Lowers this thread's priority (nice 10). In journal mode nobody waits for the writer,
-/// and on a small machine its SQLite work otherwise takes the CPU from the threads that
-/// answer requests. It cannot starve: once it is [`super::MAX_BACKLOG`] behind, requests
-/// wait for its commits, which gives it the CPU back.
+/// Puts this thread in the `SCHED_BATCH` class at nice 5: its wake-ups no longer preempt
+/// the threads that answer requests, and it takes a smaller share of a busy CPU. In journal
+/// mode nobody waits for the writer, and on a small machine its SQLite work, scheduled the
+/// instant it woke, delayed the handler and the client sharing the two cores. It cannot
+/// starve: once it is [`super::MAX_BACKLOG`] behind, requests wait for its commits, which
+/// gives it the CPU back. (Measured against nice 0, nice 10 and batch alone in alternating
+/// rounds: BENCHMARKS.md.)
 fn yield_to_requests() {
-    const NICE: libc::c_int = 10;
-    // SAFETY: the gettid system call (glibc's wrapper is missing from static builds) and
-    // setpriority on the calling thread only.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes the calling thread's (pid 0) policy; `param` is valid.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot make the store writer a batch thread");
+    }
+    // SAFETY: gettid (glibc's wrapper is missing from static builds) and setpriority on the
+    // calling thread only.
     let result = unsafe {
         let tid = libc::syscall(libc::SYS_gettid);
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5)
     };
     if result != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the store writer's priority");
