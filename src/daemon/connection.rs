@@ -311,28 +311,13 @@ impl Connection {
                 return Ok(Some(HEADER_LEN..HEADER_LEN + len));
             }
             self.inbuf.reserve(8 * 1024);
-            let room = self.inbuf.capacity() - self.inbuf.len();
             let mut reader = &self.stream;
-            let read = reader.read_buf(&mut self.inbuf).await?;
-            if read == 0 {
+            if reader.read_buf(&mut self.inbuf).await? == 0 {
                 return if self.inbuf.is_empty() {
                     Ok(None)
                 } else {
                     Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated frame").into())
                 };
-            }
-            if read < room {
-                // A Unix socket read returns all that is queued, up to the room given: the
-                // socket is empty now. Say so to tokio, or the next read (after this
-                // request is answered) first tries a `recv` that can only return EAGAIN,
-                // one system call per request. tokio clears the readiness only if no new
-                // data was signalled since, so nothing that arrives is missed.
-                let _ = self
-                    .stream
-                    .inner()
-                    .try_io(tokio::io::Interest::READABLE, || {
-                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                    });
             }
         }
     }
