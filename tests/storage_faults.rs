@@ -38,6 +38,21 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Retries an add until the daemon accepts writes again (it probes storage once a second
+/// by itself); returns the new task's id.
+fn add_once_writes_resume(d: &TestDaemon) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = d.run(&["task", "add", "after recovery"]);
+        if run.code == 0 {
+            return run.stdout.trim().parse::<u64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "writes never resumed: {run:?}");
+        // Polling what a user would see; there is no event to wait for.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn skip(reason: &str) {
     eprintln!("SKIPPED: {reason} (these tests need root, as in CI)");
 }
@@ -87,15 +102,7 @@ fn full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
 
     // More space: the daemon notices by itself and accepts writes again.
     assert!(fs.remount("size=64m"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let recovered = loop {
-        let run = d.run(&["task", "add", "after recovery"]);
-        if run.code == 0 {
-            break run.stdout.trim().parse::<u64>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "writes never resumed: {run:?}");
-        std::thread::sleep(Duration::from_millis(100)); // the daemon probes once a second
-    };
+    let recovered = add_once_writes_resume(&d);
     acked.push(recovered);
     // Memory holds exactly what was acknowledged.
     assert_eq!(ids(&d), acked);
@@ -177,15 +184,7 @@ fn a_journal_append_that_finds_the_disk_full_is_refused_and_rolled_back() {
     assert_eq!(refused_again.code, 1, "{refused_again:?}");
 
     std::fs::remove_file(&filler).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        let run = d.run(&["task", "add", "after recovery"]);
-        if run.code == 0 {
-            break run.stdout.trim().parse::<u64>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "writes never resumed: {run:?}");
-        std::thread::sleep(Duration::from_millis(100)); // the daemon probes once a second
-    };
+    let after = add_once_writes_resume(&d);
     // The refused add left nothing behind, in memory or in the journal.
     d.kill9();
     d.restart(&[]);
