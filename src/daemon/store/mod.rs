@@ -8,8 +8,8 @@
 //!   handler's own thread; once that `pwrite` returns they survive `kill -9`, and the
 //!   handler answers at once. The writer thread commits them into SQLite behind the
 //!   answers, a group at a time, from the encoded records. If it falls more than
-//!   [`MAX_BACKLOG`] bytes behind,
-//!   handlers wait for its commit again, which bounds the memory the backlog holds.
+//!   [`MAX_BACKLOG`] bytes behind, handlers wait for its commit again, which bounds the
+//!   memory the backlog holds.
 //! - `full`: the writer commits everything that arrived while the previous transaction ran
 //!   as one transaction with an fsync, then publishes how far it got, and each handler
 //!   answers only once its changes are committed.
@@ -93,8 +93,9 @@ pub type Ack = oneshot::Sender<Result<(), String>>;
 pub type Ticket = Option<oneshot::Receiver<Result<(), String>>>;
 
 enum Message {
-    /// Changes to commit, and everyone to tell once they are (or are not). `journaled`:
-    /// the record they were appended as, and its size (journal mode).
+    /// Changes to commit, and everyone to tell once they are (or are not). In journal mode
+    /// `changes` is empty and `journaled` holds the appended record, decoded again by the
+    /// writer.
     Submit {
         changes: Vec<Change>,
         acks: Vec<Ack>,
@@ -277,11 +278,10 @@ impl Store {
         let Some(mut journal) = self.shared.journal() else {
             let (ack, ticket) = oneshot::channel();
             acks.push(ack);
-            let journaled = None;
             self.send(Message::Submit {
                 changes,
                 acks,
-                journaled,
+                journaled: None,
             });
             return Some(ticket);
         };

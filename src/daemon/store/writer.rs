@@ -180,12 +180,7 @@ impl Writer {
                 if !clean {
                     // Memory cannot be put back to a database that lacks acknowledged
                     // changes; the daemon is stopping and the next start replays them.
-                    let failed = vec![Submission {
-                        changes: Vec::new(),
-                        acks,
-                        journaled: None,
-                    }];
-                    answer(failed, &Err(error));
+                    answer_error(acks, &error);
                     break;
                 }
                 let failed = vec![Submission {
