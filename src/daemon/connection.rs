@@ -276,14 +276,26 @@ impl Connection {
         if let Some(reason) = &welcome.refusal {
             tracing::info!(reason, "refused a client at handshake");
         }
-        self.answer_handshake(welcome).await?;
-        Ok(accepted)
+        if !accepted {
+            self.answer_handshake(welcome).await?;
+            return Ok(false);
+        }
+        // Not written yet: a client that sent its first request with its `Hello` (every
+        // one-shot command does) gets both answers in one write and wakes once. `next_frame`
+        // writes it before waiting for more input.
+        self.queue_welcome(&welcome)?;
+        Ok(true)
     }
 
+    /// Answers the handshake at once: for a refusal, the last thing the client is sent.
     async fn answer_handshake(&mut self, welcome: Welcome) -> io::Result<()> {
-        codec::encode_frame(&mut self.outbuf, &welcome, self.max_frame)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.queue_welcome(&welcome)?;
         self.flush().await
+    }
+
+    fn queue_welcome(&mut self, welcome: &Welcome) -> io::Result<()> {
+        codec::encode_frame(&mut self.outbuf, welcome, self.max_frame)
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// Waits for the next complete frame, unless the daemon starts shutting down while the

@@ -73,7 +73,16 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(options))
+    // Everything runs on the worker threads, none of it on this one: the accept loop on
+    // `block_on`'s thread took a connection through three threads (the worker whose epoll
+    // saw it, this thread to accept, a worker to serve it), a cross-CPU wake-up each, which
+    // was 0.3 ms of a one-shot command's 1.2 ms. Accepted on a worker, a connection's task
+    // runs next on that same worker.
+    runtime.block_on(async {
+        tokio::spawn(serve(options))
+            .await
+            .context("the daemon's main task panicked")?
+    })
 }
 
 async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
