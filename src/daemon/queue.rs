@@ -910,7 +910,7 @@ impl TaskQueue {
                         continue;
                     };
                     task.set_error(Some(reason.clone()));
-                    let queue = task.queue.to_string();
+                    let queue = String::from(&*task.queue);
                     changes.push(Change::TaskFinished {
                         id: dependent,
                         queue,
@@ -1010,7 +1010,7 @@ impl TaskQueue {
         let (attempts, error, queue) = (
             task.attempts,
             task.error().map(str::to_string),
-            task.queue.to_string(),
+            String::from(&*task.queue),
         );
         self.scheduled.insert((at, id));
         changes.push(Change::TaskScheduled {
