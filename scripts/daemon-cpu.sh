@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Daemon CPU time per request, by thread kind: starts a daemon in a temp dir, runs
-# vapora-bench SCENARIO (ping or add) with 32 connections and N requests against it, and
-# divides each thread group's CPU time (utime + stime from /proc) by N.
+# vapora-bench SCENARIO (ping or add with 32 connections and N requests; add-bulk with N
+# tasks on one connection) against it, and divides each thread group's CPU time (utime +
+# stime from /proc) by N.
 #
 #   scripts/daemon-cpu.sh add 200000
+#   BIN_DIR=/some/other/build scripts/daemon-cpu.sh add-bulk 500000   # A/B another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIO=${1:-add} N=${2:-200000}
-BIN_DIR=$(scripts/build-release.sh)
+BIN_DIR=${BIN_DIR:-$(scripts/build-release.sh)}
 WORK=$(mktemp -d /tmp/daemon-cpu.XXXXXX)
 export VAPORA_NO_AUTOSTART=1
 "$BIN_DIR/vapora" daemon --socket "$WORK/s.sock" --data-dir "$WORK/data" >"$WORK/log" 2>&1 &
@@ -22,7 +24,11 @@ ticks() {  # thread name -> clock ticks
     awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
 }
 ticks >"$WORK/before"
-"$BIN_DIR/vapora-bench" --socket "$WORK/s.sock" "$SCENARIO" -c 32 -n "$N" | tail -1
+if [[ "$SCENARIO" == add-bulk ]]; then
+  "$BIN_DIR/vapora-bench" --socket "$WORK/s.sock" add-bulk -c 1 --bulk-tasks "$N" | tail -1
+else
+  "$BIN_DIR/vapora-bench" --socket "$WORK/s.sock" "$SCENARIO" -c 32 -n "$N" | tail -1
+fi
 # The writer commits behind the answers: wait for it before reading the counters.
 until "$BIN_DIR/vapora" --socket "$WORK/s.sock" metrics --json | grep -q '"store_backlog_bytes":0'; do sleep 0.05; done
 ticks >"$WORK/after"

@@ -25,6 +25,7 @@
 
 mod checkpoint;
 mod journal;
+mod rows;
 mod schema;
 mod snapshot;
 mod writer;

@@ -9,9 +9,10 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::checkpoint::{COMMITS_PER_CHECKPOINT, Checkpointer};
 use super::journal::{self, Replayed};
+use super::rows::Rows;
 use super::snapshot::{self, Snapshot};
 use super::{Ack, Message, Shared, StoreError};
-use crate::daemon::change::{Change, RequeueCause, counter_deltas};
+use crate::daemon::change::{Change, counter_deltas};
 use crate::protocol::response::TaskCounters;
 
 /// Most submissions folded into one transaction.
@@ -373,9 +374,10 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut group = Group::default();
+        let mut rows = Rows::new(&tx);
         for submission in batch {
             for change in &submission.changes {
-                group.write(&tx, change)?;
+                group.write(&mut rows, change)?;
             }
             if let Some(appended) = &submission.journaled {
                 let changes = appended.changes().map_err(|e| {
@@ -384,11 +386,12 @@ impl Writer {
                     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
                 })?;
                 for change in &changes {
-                    group.write(&tx, change)?;
+                    group.write(&mut rows, change)?;
                 }
                 group.journal_seq = Some(appended.seq);
             }
         }
+        drop(rows);
         let deltas = group.finish(&tx)?;
         tx.commit()?;
         Ok(deltas)
@@ -506,8 +509,8 @@ struct Group {
 }
 
 impl Group {
-    fn write(&mut self, tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
-        apply(tx, change)?;
+    fn write(&mut self, rows: &mut Rows<'_>, change: &Change) -> Result<(), rusqlite::Error> {
+        rows.apply(change)?;
         if let Change::TaskAdded { task, .. } = change {
             self.highest_id = self.highest_id.max(Some(task.id));
         }
@@ -561,13 +564,15 @@ pub(super) fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Replay
         .map_err(|_| StoreError::Unreadable(format!("meta journal_seq is negative ({applied})")))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut group = Group::default();
+    let mut rows = Rows::new(&tx);
     let mut replayed = journal::replay(dir, applied, |seq, changes| {
         for change in &changes {
-            group.write(&tx, change).map_err(|e| e.to_string())?;
+            group.write(&mut rows, change).map_err(|e| e.to_string())?;
         }
         group.journal_seq = Some(seq);
         Ok(())
     })?;
+    drop(rows);
     group.finish(&tx)?;
     tx.commit()?;
     if replayed.records > 0 {
@@ -664,180 +669,4 @@ fn probe(conn: &Connection) -> Result<(), rusqlite::Error> {
         let _ = conn.execute_batch("ROLLBACK;");
     }
     result
-}
-
-/// A list as the JSON array stored in its TEXT column. Most lists are empty: those skip
-/// the serializer (it showed in the writer's profile of bulk adds).
-fn json<T: serde::Serialize>(list: &[T]) -> std::borrow::Cow<'static, str> {
-    if list.is_empty() {
-        return "[]".into();
-    }
-    serde_json::to_string(list)
-        .unwrap_or_else(|_| "[]".into())
-        .into()
-}
-
-/// Writes one change.
-fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
-    match change {
-        Change::TaskAdded { task, seq } => {
-            tx.prepare_cached(
-                "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
-                    attempts, max_attempts, created_at, updated_at, result, error, seq,
-                    run_at, lease_until, lease_ms, after)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19)",
-            )?
-            .execute(params![
-                task.id as i64,
-                task.title,
-                task.payload,
-                task.queue,
-                task.priority,
-                task.status.as_str(),
-                json(&task.requires),
-                task.agent,
-                task.attempts,
-                task.max_attempts,
-                task.created_at as i64,
-                task.updated_at as i64,
-                task.result,
-                task.error,
-                *seq as i64,
-                task.run_at.map(|v| v as i64),
-                task.lease_until.map(|v| v as i64),
-                task.lease_ms.map(|v| v as i64),
-                json(&task.after),
-            ])?;
-        }
-        Change::TaskClaimed {
-            id,
-            agent,
-            attempts,
-            lease_until,
-            at,
-            ..
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4,
-                    lease_until = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                agent,
-                attempts,
-                *at as i64,
-                *lease_until as i64
-            ])?;
-        }
-        Change::LeaseExtended { id, lease_until } => {
-            tx.prepare_cached("UPDATE tasks SET lease_until = ?2 WHERE id = ?1")?
-                .execute(params![*id as i64, *lease_until as i64])?;
-        }
-        Change::TaskScheduled {
-            id,
-            attempts,
-            run_at,
-            error,
-            at,
-            ..
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = 'scheduled', agent = NULL, lease_until = NULL,
-                    attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                attempts,
-                *run_at as i64,
-                error,
-                *at as i64
-            ])?;
-        }
-        Change::TaskFinished {
-            id,
-            status,
-            result,
-            error,
-            at,
-            ..
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5,
-                    lease_until = NULL
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                status.as_str(),
-                result,
-                error,
-                *at as i64
-            ])?;
-        }
-        Change::TaskRequeued {
-            id,
-            attempts,
-            seq,
-            error,
-            cause,
-            at,
-            ..
-        } => {
-            // A manual retry runs now, whatever delay the task had.
-            let keep_run_at = *cause != RequeueCause::ManualRetry;
-            tx.prepare_cached(
-                "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
-                    seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL,
-                    run_at = CASE WHEN ?6 THEN run_at ELSE NULL END
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                attempts,
-                *seq as i64,
-                error,
-                *at as i64,
-                keep_run_at
-            ])?;
-        }
-        Change::TasksPruned { ids } => {
-            let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
-            for id in ids {
-                delete.execute([*id as i64])?;
-            }
-        }
-        Change::AgentRegistered {
-            name,
-            capabilities,
-            max_tasks,
-            at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO agents (name, capabilities, max_tasks, availability, registered_at,
-                    last_heartbeat)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?4)
-                 ON CONFLICT (name) DO UPDATE SET capabilities = ?2, max_tasks = ?3,
-                    last_heartbeat = ?4",
-            )?
-            .execute(params![name, json(capabilities), max_tasks, *at as i64])?;
-        }
-        Change::AgentAvailability {
-            name, availability, ..
-        } => {
-            tx.prepare_cached("UPDATE agents SET availability = ?2 WHERE name = ?1")?
-                .execute(params![name, availability.as_str()])?;
-        }
-        Change::AgentHeartbeat { name, at } => {
-            tx.prepare_cached("UPDATE agents SET last_heartbeat = ?2 WHERE name = ?1")?
-                .execute(params![name, *at as i64])?;
-        }
-        Change::AgentRemoved { name } => {
-            tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
-                .execute([name])?;
-        }
-    }
-    Ok(())
 }
