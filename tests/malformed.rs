@@ -290,3 +290,41 @@ fn a_half_closed_client_still_gets_its_parked_claim() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// The Welcome to a Hello sent together with a claim that parks arrives while the claim
+/// waits, not when it ends: a client may wait for its Welcome with a timeout.
+#[test]
+fn the_welcome_arrives_while_a_pipelined_claim_is_parked() {
+    let d = TestDaemon::start();
+    d.run(&["agent", "register", "w1"]).ok();
+    let mut stream = connect(&d);
+    let mut out = Vec::new();
+    codec::encode_frame(&mut out, &Hello::current(), DEFAULT_MAX_FRAME).unwrap();
+    let claim = Request::Claim {
+        agent: "w1".into(),
+        queues: vec![],
+        wait_ms: 60_000,
+        done: None,
+    };
+    codec::encode_frame(
+        &mut out,
+        &RequestFrame {
+            id: 3,
+            request: claim,
+        },
+        DEFAULT_MAX_FRAME,
+    )
+    .unwrap();
+    stream.write_all(&out).unwrap();
+    // Within the 20 s guard, well before the claim's 60 s wait could end.
+    let welcome: Welcome = receive(&mut stream);
+    assert_eq!(welcome.refusal, None);
+    common::wait_for_metrics(&d, "the parked claim", |m| m["parked_claims"] == 1);
+    let id = d.add(&["for the parked claimer"]);
+    let answer: ResponseFrame = receive(&mut stream);
+    assert_eq!(answer.id, 3);
+    match answer.result {
+        Ok(Response::Claimed(Some(task))) => assert_eq!(task.id, id),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -147,6 +147,9 @@ impl Connection {
             // the client leaving, so that a claim is withdrawn if its claimer dies. Any
             // other request ends within a commit and is answered whatever happens.
             let served = if may_block(&request) {
+                // Whatever is queued (the handshake's Welcome, answers to earlier
+                // pipelined requests) goes out before a wait that may last minutes.
+                self.flush().await?;
                 tokio::select! {
                     biased;
                     result = handlers::dispatch(state, request) => Some(result),
