@@ -548,3 +548,46 @@ fn parked_claimers_are_served_in_arrival_order() {
         b.to_string()
     );
 }
+
+/// A list larger than a page (256 KiB) comes in several frames; the library hands it over
+/// page by page, `call` assembles it, and the CLI prints every task once, in order, as
+/// one JSON array or one id per line.
+#[test]
+fn a_long_list_arrives_in_pages_and_prints_whole() {
+    use vapora::client::connection::Client;
+    use vapora::protocol::{Request, Response, TaskFilter};
+    let d = TestDaemon::start();
+    const N: usize = 4000;
+    // Titles long enough that the list is several 256 KiB pages.
+    let title = |i: usize| format!("task {i} {}", "t".repeat(200));
+    let input: String = (0..N).map(|i| title(i) + "\n").collect();
+    d.run_stdin(&["task", "add", "--stdin"], &input).ok();
+
+    let request = Request::ListTasks(TaskFilter::default());
+    let mut client = Client::connect(&d.socket).expect("connect");
+    let mut pages = 0;
+    let mut ids = Vec::new();
+    client
+        .list_tasks(&request, &mut |page| {
+            pages += 1;
+            ids.extend(page.iter().map(|task| task.id));
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    assert!(pages > 1, "{N} tasks of 200+ bytes came in {pages} page(s)");
+    assert_eq!(ids, (1..=N as u64).collect::<Vec<_>>());
+    match client.call(&request).unwrap().unwrap() {
+        Response::Tasks(tasks) => assert_eq!(tasks.len(), N),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let listed = d.run(&["task", "list", "--json"]).json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), N);
+    assert_eq!(listed[0]["title"], title(0));
+    assert_eq!(listed[N - 1]["title"], title(N - 1));
+    let quiet = d.run(&["task", "list", "-q"]);
+    assert_eq!(quiet.ok().lines().count(), N);
+    assert_eq!(quiet.ok().lines().last(), Some(N.to_string().as_str()));
+}

@@ -14,7 +14,7 @@ use crate::protocol::codec::{self, DEFAULT_MAX_FRAME};
 use crate::protocol::handshake::{
     Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, incompatible_message,
 };
-use crate::protocol::{ErrorBody, Request, Response, ResponseFrame};
+use crate::protocol::{ErrorBody, Request, Response, ResponseFrame, Task};
 
 /// How many pipelined requests may be unanswered at once in `call_many`.
 const PIPELINE_WINDOW: usize = 16;
@@ -212,19 +212,68 @@ impl Client {
                         format!("the daemon refused the request: {}", error.message),
                     ));
                 }
-                return Err(CliError::new(
-                    FAILURE,
-                    format!(
-                        "protocol error: expected the answer to request {expected}, got {}",
-                        answer.id
-                    ),
-                ));
+                return Err(wrong_answer(expected, answer.id));
             }
-            answers.push(answer.result);
+            let result = match answer.result {
+                Ok(Response::TaskPage(first)) => {
+                    let mut all = Vec::new();
+                    let finished = self.rest_of_list(expected, first, &mut |page| {
+                        all.extend(page);
+                        Ok(())
+                    })?;
+                    finished.map(|()| Response::Tasks(all))
+                }
+                result => result,
+            };
+            answers.push(result);
             outstanding_bytes -= answer_estimate(&requests[received]);
             received += 1;
         }
         Ok(())
+    }
+
+    /// Sends `request` (a `ListTasks`) and hands its tasks to `sink` a page at a time, as
+    /// they arrive, so that printing overlaps the daemon's encoding of the rest.
+    pub fn list_tasks(
+        &mut self,
+        request: &Request,
+        sink: &mut dyn FnMut(Vec<Task>) -> Result<(), CliError>,
+    ) -> Result<Result<(), ErrorBody>, CliError> {
+        let id = self.next_id;
+        self.start_stream(request)?;
+        let answer: ResponseFrame = self.receive()?;
+        if answer.id != id {
+            return Err(wrong_answer(id, answer.id));
+        }
+        match answer.result {
+            Ok(Response::TaskPage(first)) => self.rest_of_list(id, first, sink),
+            Ok(Response::Tasks(tasks)) => sink(tasks).map(Ok),
+            Ok(other) => Err(crate::client::unexpected(other)),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+
+    /// After the first page of a task list: hands it and every following page to `sink`,
+    /// up to the closing `Tasks`.
+    fn rest_of_list(
+        &mut self,
+        id: u64,
+        first: Vec<Task>,
+        sink: &mut dyn FnMut(Vec<Task>) -> Result<(), CliError>,
+    ) -> Result<Result<(), ErrorBody>, CliError> {
+        sink(first)?;
+        loop {
+            let answer: ResponseFrame = self.receive()?;
+            if answer.id != id {
+                return Err(wrong_answer(id, answer.id));
+            }
+            match answer.result {
+                Ok(Response::TaskPage(page)) => sink(page)?,
+                Ok(Response::Tasks(last)) => return sink(last).map(Ok),
+                Ok(other) => return Err(crate::client::unexpected(other)),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
     }
 
     /// Sends a request whose answers come as a stream (`Subscribe`); read them with
@@ -311,4 +360,11 @@ impl Client {
             )
         })
     }
+}
+
+fn wrong_answer(expected: u64, got: u64) -> CliError {
+    CliError::new(
+        FAILURE,
+        format!("protocol error: expected the answer to request {expected}, got {got}"),
+    )
 }

@@ -173,28 +173,74 @@ pub fn task_json(task: &Task) -> io::Result<()> {
     out.flush()
 }
 
-/// Tasks as one JSON array, written in 64 KiB blocks as it goes.
+/// Tasks as one JSON array.
 pub fn tasks_json(tasks: &[Task]) -> io::Result<()> {
+    let mut writer = TasksJson::new();
+    writer.page(tasks)?;
+    writer.finish()
+}
+
+/// Writes one JSON array of tasks given a page at a time (a long `task list` arrives in
+/// pages), in 64 KiB blocks as it goes. Nothing is written before the first page, so an
+/// error answered instead of the list leaves stdout empty.
+pub struct TasksJson {
+    text: Vec<u8>,
+    /// The opening `[` is in `text` (or already out).
+    started: bool,
+    written: usize,
+}
+
+impl TasksJson {
     const BLOCK: usize = 64 * 1024;
-    if tasks.len() > 1000 {
-        widen_stdout_pipe();
-    }
-    let mut out = io::stdout().lock();
-    let mut text = Vec::with_capacity(2 * BLOCK);
-    text.push(b'[');
-    for (i, task) in tasks.iter().enumerate() {
-        if i > 0 {
-            text.push(b',');
-        }
-        write_task(&mut text, task);
-        if text.len() >= BLOCK {
-            out.write_all(&text)?;
-            text.clear();
+
+    pub fn new() -> TasksJson {
+        TasksJson {
+            text: Vec::new(),
+            started: false,
+            written: 0,
         }
     }
-    text.extend_from_slice(b"]\n");
-    out.write_all(&text)?;
-    out.flush()
+
+    pub fn page(&mut self, tasks: &[Task]) -> io::Result<()> {
+        if !self.started {
+            self.text.reserve(2 * Self::BLOCK);
+            self.text.push(b'[');
+            self.started = true;
+        }
+        if self.written <= 1000 && self.written + tasks.len() > 1000 {
+            widen_stdout_pipe();
+        }
+        let mut out = io::stdout().lock();
+        for task in tasks {
+            if self.written > 0 {
+                self.text.push(b',');
+            }
+            write_task(&mut self.text, task);
+            self.written += 1;
+            if self.text.len() >= Self::BLOCK {
+                out.write_all(&self.text)?;
+                self.text.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the array (an empty one if no task came).
+    pub fn finish(mut self) -> io::Result<()> {
+        if !self.started {
+            self.text.push(b'[');
+        }
+        self.text.extend_from_slice(b"]\n");
+        let mut out = io::stdout().lock();
+        out.write_all(&self.text)?;
+        out.flush()
+    }
+}
+
+impl Default for TasksJson {
+    fn default() -> TasksJson {
+        TasksJson::new()
+    }
 }
 
 /// When stdout is a pipe, asks for a 1 MiB pipe buffer (the unprivileged maximum)

@@ -28,13 +28,17 @@ use super::events;
 use super::handlers;
 use super::shutdown::Phase;
 use super::state::AppState;
+use crate::daemon::queue::encoded_size_estimate;
 use crate::protocol::codec::{self, CodecError, HEADER_LEN};
 use crate::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome};
 use crate::protocol::types::now_millis;
-use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame};
+use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame, Task};
 
 /// Buffered answers are written once they reach this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// A task list larger than this (estimated encoded bytes) goes out as pages of about this
+/// size, each written as soon as it is encoded.
+const PAGE_BYTES: usize = 256 * 1024;
 /// Output buffer capacity kept between answers.
 const OUTBUF_KEEP: usize = 1024 * 1024;
 /// How long a `shutdown` request waits for the socket to disappear before closing.
@@ -172,7 +176,13 @@ impl Connection {
                 Ok(Response::Claimed(Some(task))) => Some((task.id, task.agent.clone())),
                 _ => None,
             };
-            let encoded = self.queue_answer(id, result);
+            let encoded = match result {
+                Ok(Response::Tasks(tasks)) => {
+                    self.queue_task_list(id, tasks).await?;
+                    true
+                }
+                result => self.queue_answer(id, result),
+            };
             if let Some((task_id, agent)) = claimed {
                 // A claimed task must reach its claimer or go back to the queue.
                 let agent = agent.unwrap_or_default();
@@ -337,19 +347,39 @@ impl Connection {
         }
     }
 
+    /// Queues a task list: whole when it is small, otherwise as `TaskPage`s of about
+    /// [`PAGE_BYTES`] ending with a `Tasks`, writing each page once it is encoded. The
+    /// client decodes and prints one page while the next is encoded: listing 100,000 tasks
+    /// as one 10 MB frame made it wait for the whole encoding first, and then kept the
+    /// daemon idle while it decoded. A page holds at least one task, and a task always fits
+    /// in a frame (the daemon checks at start-up), so no page is ever too large to send.
+    async fn queue_task_list(&mut self, id: u64, tasks: Vec<Task>) -> io::Result<()> {
+        let page_bytes = PAGE_BYTES.min(self.max_frame / 4);
+        let mut tasks = tasks.into_iter().peekable();
+        loop {
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            while let Some(task) = tasks.peek() {
+                let size = encoded_size_estimate(task);
+                if !page.is_empty() && bytes + size > page_bytes {
+                    break;
+                }
+                bytes += size;
+                page.extend(tasks.next());
+            }
+            if tasks.peek().is_none() {
+                self.queue_answer(id, Ok(Response::Tasks(page)));
+                return Ok(());
+            }
+            self.queue_answer(id, Ok(Response::TaskPage(page)));
+            self.flush().await?;
+        }
+    }
+
     /// Encodes an answer into the output buffer. An answer too large for a frame is
     /// replaced by an error saying so.
     /// Returns false when the answer had to be replaced by that error.
     fn queue_answer(&mut self, id: u64, result: Result<Response, ErrorBody>) -> bool {
-        if let Ok(Response::Tasks(tasks)) = &result {
-            // A list of a hundred thousand tasks would otherwise grow the buffer by
-            // doubling, copying megabytes each time.
-            let estimate: usize = tasks
-                .iter()
-                .map(crate::daemon::queue::encoded_size_estimate)
-                .sum();
-            self.outbuf.reserve(estimate.min(self.max_frame));
-        }
         let frame = ResponseFrame { id, result };
         let Err(e) = codec::encode_frame(&mut self.outbuf, &frame, self.max_frame) else {
             return true;

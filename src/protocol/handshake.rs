@@ -11,8 +11,8 @@ pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 
 /// Bumped whenever a request or response changes shape.
 /// (3: `DaemonInfo` carries the daemon's size limits; 4: `MetricsSnapshot` carries the
-/// store's backlog.)
-pub const PROTOCOL_VERSION: u32 = 4;
+/// store's backlog; 5: long task lists come as `TaskPage`s.)
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -40,6 +40,9 @@ pub enum Response {
     /// The event stream starts.
     Subscribed,
     Event(Event),
+    /// Part of a long task list: more frames with the same id follow, and the last of them
+    /// is `Tasks` (or an error). A client can show each page as it arrives.
+    TaskPage(Vec<Task>),
 }
 
 /// What kind of failure, so that scripts (and exit codes) can tell them apart.

@@ -329,19 +329,30 @@ fn list(session: &mut Session, args: ListArgs) -> Result<i32, CliError> {
         agent: args.agent,
         limit: args.limit,
     };
-    let tasks = match session.call(Request::ListTasks(filter))? {
-        Response::Tasks(tasks) => tasks,
-        other => return Err(unexpected(other)),
-    };
-    if session.json {
-        output::tasks_json(&tasks)?;
-    } else if session.quiet {
+    let request = Request::ListTasks(filter);
+    let (json, quiet) = (session.json, session.quiet);
+    let client = session.client()?;
+    // JSON and ids are printed a page at a time, as the pages arrive; the table needs
+    // every task to size its columns.
+    if json {
+        let mut writer = output::TasksJson::new();
+        client.list_tasks(&request, &mut |page| Ok(writer.page(&page)?))??;
+        writer.finish()?;
+    } else if quiet {
         let mut out = io::BufWriter::new(io::stdout().lock());
-        for task in &tasks {
-            writeln!(out, "{}", task.id)?;
-        }
+        client.list_tasks(&request, &mut |page| {
+            for task in &page {
+                writeln!(out, "{}", task.id)?;
+            }
+            Ok(())
+        })??;
         out.flush()?;
     } else {
+        let mut tasks = Vec::new();
+        client.list_tasks(&request, &mut |page| {
+            tasks.extend(page);
+            Ok(())
+        })??;
         output::task_table(&tasks)?;
     }
     Ok(OK)
