@@ -1393,7 +1393,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__list)
-            opts="-q -h --socket --json --quiet --no-autostart --status --queue --agent --limit --help"
+            opts="-q -h --socket --json --quiet --no-autostart --status --queue --agent --limit --after --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1416,6 +1416,10 @@ _vapora() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

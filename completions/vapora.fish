@@ -98,6 +98,7 @@ complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subc
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l queue -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l agent -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l limit -d 'At most this many tasks' -r
+complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l after -d 'Only tasks with an id above ID: with --limit, pages through a list too long for one answer (the next page starts after the last id printed)' -r
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l json -d 'Print results as one JSON document'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the essentials (ids), no messages'
 complete -c vapora -n "__fish_vapora_using_subcommand task; and __fish_seen_subcommand_from list" -l no-autostart -d 'Do not start a daemon when none answers'

@@ -121,8 +121,12 @@ fn a_list_larger_than_a_frame_is_refused() {
     let run = d.run(&["task", "list", "--json"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--limit"), "{}", run.stderr);
+    // Refused before any task was printed: no half JSON array on stdout.
+    assert_eq!(run.stdout, "");
     let some = d.run(&["task", "list", "--limit", "5", "-q"]);
     assert_eq!(some.ok().lines().count(), 5);
+    let next = d.run(&["task", "list", "--limit", "5", "--after", "5", "-q"]);
+    assert_eq!(next.ok(), "6\n7\n8\n9\n10");
     // A wait over all of them still answers (payloads left out).
     let ids: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
     let mut args = vec!["task", "wait", "--timeout", "10ms"];

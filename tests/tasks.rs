@@ -356,6 +356,11 @@ fn list_filters_and_limits() {
     );
     assert_eq!(ids(&["--agent", "w1"]), vec![2]);
     assert_eq!(ids(&["--limit", "2"]), vec![1, 2]);
+    // Paging: each page starts after the last id of the one before.
+    assert_eq!(ids(&["--limit", "2", "--after", "2"]), vec![3]);
+    assert_eq!(ids(&["--queue", "q1", "--after", "1"]), vec![3]);
+    assert!(ids(&["--after", "3"]).is_empty());
+    assert!(ids(&["--after", &u64::MAX.to_string()]).is_empty());
 
     let table = d.run(&["task", "list"]);
     let lines: Vec<&str> = table.ok().lines().collect();

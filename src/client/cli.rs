@@ -247,6 +247,10 @@ pub struct ListArgs {
     /// At most this many tasks.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// Only tasks with an id above ID: with --limit, pages through a list too long for one
+    /// answer (the next page starts after the last id printed).
+    #[arg(long, value_name = "ID")]
+    pub after: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::change::{Change, RequeueCause};
@@ -695,9 +696,11 @@ impl TaskQueue {
     /// `byte_budget`, so that no request makes the daemon copy more than a frame's worth.
     pub fn list(&self, filter: &TaskFilter, byte_budget: usize) -> Result<Vec<Task>, ErrorBody> {
         let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
+        let start = filter.after.map_or(Bound::Unbounded, Bound::Excluded);
         let matching = self
             .tasks
-            .values()
+            .range((start, Bound::Unbounded))
+            .map(|(_, task)| task)
             .filter(|task| filter.statuses.is_empty() || filter.statuses.contains(&task.status))
             .filter(|task| filter.queue.as_deref().is_none_or(|q| &*task.queue == q))
             .filter(|task| {
@@ -722,8 +725,9 @@ impl TaskQueue {
             bytes += encoded_size_estimate(&task);
             if bytes > byte_budget {
                 return Err(ErrorBody::invalid(format!(
-                    "the answer would be larger than a frame ({byte_budget} bytes; {} tasks \
-                     fit): ask for fewer with --limit, --status or --queue",
+                    "the list would be larger than {byte_budget} bytes, the most one answer \
+                     holds ({} tasks fit): ask for fewer with --status or --queue, or page \
+                     through it with --limit and --after",
                     tasks.len()
                 )));
             }

@@ -26,6 +26,8 @@ pub struct TaskFilter {
     pub queue: Option<String>,
     pub agent: Option<String>,
     pub limit: Option<u32>,
+    /// Only tasks with a larger id: with `limit`, pages through a list of any length.
+    pub after: Option<TaskId>,
 }
 
 /// The request variants. New variants go at the end: bincode encodes the variant index, and

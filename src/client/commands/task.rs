@@ -328,6 +328,7 @@ fn list(session: &mut Session, args: ListArgs) -> Result<i32, CliError> {
         queue: args.queue,
         agent: args.agent,
         limit: args.limit,
+        after: args.after,
     };
     let request = Request::ListTasks(filter);
     let (json, quiet) = (session.json, session.quiet);
