@@ -586,6 +586,16 @@ fn a_long_list_arrives_in_pages_and_prints_whole() {
         Response::Tasks(tasks) => assert_eq!(tasks.len(), N),
         other => panic!("unexpected {other:?}"),
     }
+    // A reader that gives up at the first page gets its error, and the connection is
+    // still in step: the next request gets its own answer.
+    let stopped = client.list_tasks(&request, &mut |_| {
+        Err(vapora::client::exit::CliError::new(1, "stop here"))
+    });
+    assert_eq!(stopped.unwrap_err().message, "stop here");
+    assert!(matches!(
+        client.call(&Request::Ping).unwrap().unwrap(),
+        Response::Pong(_)
+    ));
 
     let listed = d.run(&["task", "list", "--json"]).json();
     let listed = listed.as_array().unwrap();

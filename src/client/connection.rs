@@ -254,24 +254,31 @@ impl Client {
     }
 
     /// After the first page of a task list: hands it and every following page to `sink`,
-    /// up to the closing `Tasks`.
+    /// up to the closing `Tasks`. If `sink` fails, the remaining pages are still read (and
+    /// dropped), so that the connection stays in step for the next request.
     fn rest_of_list(
         &mut self,
         id: u64,
         first: Vec<Task>,
         sink: &mut dyn FnMut(Vec<Task>) -> Result<(), CliError>,
     ) -> Result<Result<(), ErrorBody>, CliError> {
-        sink(first)?;
+        let mut failed = sink(first).err();
         loop {
             let answer: ResponseFrame = self.receive()?;
             if answer.id != id {
                 return Err(wrong_answer(id, answer.id));
             }
-            match answer.result {
-                Ok(Response::TaskPage(page)) => sink(page)?,
-                Ok(Response::Tasks(last)) => return sink(last).map(Ok),
+            let (page, last) = match answer.result {
+                Ok(Response::TaskPage(page)) => (page, false),
+                Ok(Response::Tasks(page)) => (page, true),
                 Ok(other) => return Err(crate::client::unexpected(other)),
-                Err(error) => return Ok(Err(error)),
+                Err(error) => return failed.map_or(Ok(Err(error)), Err),
+            };
+            if failed.is_none() {
+                failed = sink(page).err();
+            }
+            if last {
+                return failed.map_or(Ok(Ok(())), Err);
             }
         }
     }

@@ -371,7 +371,10 @@ impl Connection {
                 self.queue_answer(id, Ok(Response::Tasks(page)));
                 return Ok(());
             }
-            self.queue_answer(id, Ok(Response::TaskPage(page)));
+            if !self.queue_answer(id, Ok(Response::TaskPage(page))) {
+                // Replaced by an error, which ends the answer: no more pages after it.
+                return Ok(());
+            }
             self.flush().await?;
         }
     }

@@ -710,8 +710,10 @@ impl TaskQueue {
                     .is_none_or(|a| task.agent.as_deref() == Some(a))
             })
             .take(limit);
-        let unfiltered =
-            filter.statuses.is_empty() && filter.queue.is_none() && filter.agent.is_none();
+        let unfiltered = filter.statuses.is_empty()
+            && filter.queue.is_none()
+            && filter.agent.is_none()
+            && filter.after.is_none();
         // Copying out every task is the common case: sized once, not grown by doubling
         // (but never beyond what the byte budget lets through).
         let mut tasks = Vec::with_capacity(if unfiltered {
