@@ -79,10 +79,12 @@ impl<'a> Rows<'a> {
         slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
     }
 
-    /// Writes one change.
+    /// Writes one change: the frequent kinds with the kept statements, the rest through
+    /// rusqlite's statement cache.
     pub fn apply(&mut self, change: &Change) -> Result<(), rusqlite::Error> {
+        let tx = self.conn;
         match change {
-            Change::TaskAdded { task, seq } => self.task_added(task, *seq),
+            Change::TaskAdded { task, seq } => self.task_added(task, *seq)?,
             Change::TaskClaimed {
                 id,
                 agent,
@@ -98,12 +100,10 @@ impl<'a> Rows<'a> {
                     *at as i64,
                     *lease_until as i64
                 ])?;
-                Ok(())
             }
             Change::LeaseExtended { id, lease_until } => {
                 self.hot(Hot::LeaseExtended)?
                     .execute(params![*id as i64, *lease_until as i64])?;
-                Ok(())
             }
             Change::TaskFinished {
                 id,
@@ -120,10 +120,91 @@ impl<'a> Rows<'a> {
                     error,
                     *at as i64
                 ])?;
-                Ok(())
             }
-            rare => rare_change(self.conn, rare),
+            Change::TaskScheduled {
+                id,
+                attempts,
+                run_at,
+                error,
+                at,
+                ..
+            } => {
+                tx.prepare_cached(
+                    "UPDATE tasks SET status = 'scheduled', agent = NULL, lease_until = NULL,
+                        attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    *id as i64,
+                    attempts,
+                    *run_at as i64,
+                    error,
+                    *at as i64
+                ])?;
+            }
+            Change::TaskRequeued {
+                id,
+                attempts,
+                seq,
+                error,
+                cause,
+                at,
+                ..
+            } => {
+                // A manual retry runs now, whatever delay the task had.
+                let keep_run_at = *cause != RequeueCause::ManualRetry;
+                tx.prepare_cached(
+                    "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
+                        seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL,
+                        run_at = CASE WHEN ?6 THEN run_at ELSE NULL END
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    *id as i64,
+                    attempts,
+                    *seq as i64,
+                    error,
+                    *at as i64,
+                    keep_run_at
+                ])?;
+            }
+            Change::TasksPruned { ids } => {
+                let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+                for id in ids {
+                    delete.execute([*id as i64])?;
+                }
+            }
+            Change::AgentRegistered {
+                name,
+                capabilities,
+                max_tasks,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO agents (name, capabilities, max_tasks, availability, registered_at,
+                        last_heartbeat)
+                     VALUES (?1, ?2, ?3, 'active', ?4, ?4)
+                     ON CONFLICT (name) DO UPDATE SET capabilities = ?2, max_tasks = ?3,
+                        last_heartbeat = ?4",
+                )?
+                .execute(params![name, json(capabilities), max_tasks, *at as i64])?;
+            }
+            Change::AgentAvailability {
+                name, availability, ..
+            } => {
+                tx.prepare_cached("UPDATE agents SET availability = ?2 WHERE name = ?1")?
+                    .execute(params![name, availability.as_str()])?;
+            }
+            Change::AgentHeartbeat { name, at } => {
+                tx.prepare_cached("UPDATE agents SET last_heartbeat = ?2 WHERE name = ?1")?
+                    .execute(params![name, *at as i64])?;
+            }
+            Change::AgentRemoved { name } => {
+                tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
+                    .execute([name])?;
+            }
         }
+        Ok(())
     }
 
     fn task_added(&mut self, task: &Task, seq: u64) -> Result<(), rusqlite::Error> {
@@ -174,99 +255,6 @@ impl<'a> Rows<'a> {
         ])?;
         Ok(())
     }
-}
-
-/// Writes one of the rarer changes, through rusqlite's statement cache.
-fn rare_change(tx: &Connection, change: &Change) -> Result<(), rusqlite::Error> {
-    match change {
-        Change::TaskAdded { .. }
-        | Change::TaskClaimed { .. }
-        | Change::LeaseExtended { .. }
-        | Change::TaskFinished { .. } => return Rows::new(tx).apply(change),
-        Change::TaskScheduled {
-            id,
-            attempts,
-            run_at,
-            error,
-            at,
-            ..
-        } => {
-            tx.prepare_cached(
-                "UPDATE tasks SET status = 'scheduled', agent = NULL, lease_until = NULL,
-                    attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                attempts,
-                *run_at as i64,
-                error,
-                *at as i64
-            ])?;
-        }
-        Change::TaskRequeued {
-            id,
-            attempts,
-            seq,
-            error,
-            cause,
-            at,
-            ..
-        } => {
-            // A manual retry runs now, whatever delay the task had.
-            let keep_run_at = *cause != RequeueCause::ManualRetry;
-            tx.prepare_cached(
-                "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
-                    seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL,
-                    run_at = CASE WHEN ?6 THEN run_at ELSE NULL END
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                *id as i64,
-                attempts,
-                *seq as i64,
-                error,
-                *at as i64,
-                keep_run_at
-            ])?;
-        }
-        Change::TasksPruned { ids } => {
-            let mut delete = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
-            for id in ids {
-                delete.execute([*id as i64])?;
-            }
-        }
-        Change::AgentRegistered {
-            name,
-            capabilities,
-            max_tasks,
-            at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO agents (name, capabilities, max_tasks, availability, registered_at,
-                    last_heartbeat)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?4)
-                 ON CONFLICT (name) DO UPDATE SET capabilities = ?2, max_tasks = ?3,
-                    last_heartbeat = ?4",
-            )?
-            .execute(params![name, json(capabilities), max_tasks, *at as i64])?;
-        }
-        Change::AgentAvailability {
-            name, availability, ..
-        } => {
-            tx.prepare_cached("UPDATE agents SET availability = ?2 WHERE name = ?1")?
-                .execute(params![name, availability.as_str()])?;
-        }
-        Change::AgentHeartbeat { name, at } => {
-            tx.prepare_cached("UPDATE agents SET last_heartbeat = ?2 WHERE name = ?1")?
-                .execute(params![name, *at as i64])?;
-        }
-        Change::AgentRemoved { name } => {
-            tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
-                .execute([name])?;
-        }
-    }
-    Ok(())
 }
 
 /// A list as the JSON array stored in its TEXT column. Most lists are empty: those skip
