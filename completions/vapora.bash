@@ -37,11 +37,17 @@ _vapora() {
             vapora,ping)
                 cmd="vapora__subcmd__ping"
                 ;;
+            vapora,run)
+                cmd="vapora__subcmd__run"
+                ;;
             vapora,shutdown)
                 cmd="vapora__subcmd__shutdown"
                 ;;
             vapora,task)
                 cmd="vapora__subcmd__task"
+                ;;
+            vapora,work)
+                cmd="vapora__subcmd__work"
                 ;;
             vapora__subcmd__agent,heartbeat)
                 cmd="vapora__subcmd__agent__subcmd__heartbeat"
@@ -106,11 +112,17 @@ _vapora() {
             vapora__subcmd__help,ping)
                 cmd="vapora__subcmd__help__subcmd__ping"
                 ;;
+            vapora__subcmd__help,run)
+                cmd="vapora__subcmd__help__subcmd__run"
+                ;;
             vapora__subcmd__help,shutdown)
                 cmd="vapora__subcmd__help__subcmd__shutdown"
                 ;;
             vapora__subcmd__help,task)
                 cmd="vapora__subcmd__help__subcmd__task"
+                ;;
+            vapora__subcmd__help,work)
+                cmd="vapora__subcmd__help__subcmd__work"
                 ;;
             vapora__subcmd__help__subcmd__agent,heartbeat)
                 cmd="vapora__subcmd__help__subcmd__agent__subcmd__heartbeat"
@@ -148,6 +160,9 @@ _vapora() {
             vapora__subcmd__help__subcmd__task,list)
                 cmd="vapora__subcmd__help__subcmd__task__subcmd__list"
                 ;;
+            vapora__subcmd__help__subcmd__task,logs)
+                cmd="vapora__subcmd__help__subcmd__task__subcmd__logs"
+                ;;
             vapora__subcmd__help__subcmd__task,prune)
                 cmd="vapora__subcmd__help__subcmd__task__subcmd__prune"
                 ;;
@@ -180,6 +195,9 @@ _vapora() {
                 ;;
             vapora__subcmd__task,list)
                 cmd="vapora__subcmd__task__subcmd__list"
+                ;;
+            vapora__subcmd__task,logs)
+                cmd="vapora__subcmd__task__subcmd__logs"
                 ;;
             vapora__subcmd__task,prune)
                 cmd="vapora__subcmd__task__subcmd__prune"
@@ -214,6 +232,9 @@ _vapora() {
             vapora__subcmd__task__subcmd__help,list)
                 cmd="vapora__subcmd__task__subcmd__help__subcmd__list"
                 ;;
+            vapora__subcmd__task__subcmd__help,logs)
+                cmd="vapora__subcmd__task__subcmd__help__subcmd__logs"
+                ;;
             vapora__subcmd__task__subcmd__help,prune)
                 cmd="vapora__subcmd__task__subcmd__help__subcmd__prune"
                 ;;
@@ -233,13 +254,17 @@ _vapora() {
 
     case "${cmd}" in
         vapora)
-            opts="-q -h -V --socket --json --quiet --no-autostart --help --version daemon task agent ping shutdown metrics events completions help"
+            opts="-q -h -V --socket --json --quiet --expect-uid --no-autostart --help --version daemon task agent ping shutdown metrics events work run completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,13 +276,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent)
-            opts="-q -h --socket --json --quiet --no-autostart --help register list show status heartbeat remove help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help register list show status heartbeat remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -269,13 +298,25 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__heartbeat)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --task --release-others --every --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -399,7 +440,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__list)
-            opts="-q -h --socket --json --quiet --no-autostart --status --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --status --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -409,8 +450,12 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --status)
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -W "idle busy paused offline" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -421,13 +466,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__register)
-            opts="-q -h --socket --json --quiet --no-autostart --capability --max-tasks --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --capability --max-tasks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -447,13 +496,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__remove)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,13 +518,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__show)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -483,13 +540,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__status)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help idle busy paused offline"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -501,13 +562,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__completions)
-            opts="-q -h --socket --json --quiet --no-autostart --help bash elvish fish powershell zsh"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -519,7 +584,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --socket --json --quiet --no-autostart --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --help"
+            opts="-q -h --socket --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --max-log --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -589,6 +654,14 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -597,13 +670,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__events)
-            opts="-q -h --socket --json --quiet --no-autostart --queue --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --queue --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -623,7 +700,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help)
-            opts="daemon task agent ping shutdown metrics events completions help"
+            opts="daemon task agent ping shutdown metrics events work run completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -818,6 +895,20 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__help__subcmd__shutdown)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -833,7 +924,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help__subcmd__task)
-            opts="add list show claim done fail cancel retry prune wait"
+            opts="add list show claim done fail cancel retry prune logs wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -930,6 +1021,20 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__help__subcmd__task__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__help__subcmd__task__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -986,14 +1091,32 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__help__subcmd__work)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__metrics)
-            opts="-q -h --socket --json --quiet --no-autostart --format --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1009,13 +1132,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__ping)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1026,8 +1153,8 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        vapora__subcmd__shutdown)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+        vapora__subcmd__run)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1037,43 +1164,15 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        vapora__subcmd__task)
-            opts="-q -h --socket --json --quiet --no-autostart --help add list show claim done fail cancel retry prune wait help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        vapora__subcmd__task__subcmd__add)
-            opts="-q -h --socket --json --quiet --no-autostart --payload --priority --queue --require --max-attempts --delay --at --after --lease --stdin --jsonl --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --socket)
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --payload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1109,6 +1208,136 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cwd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__shutdown)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__task)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help add list show claim done fail cancel retry prune logs wait help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__task__subcmd__add)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --payload-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-attempts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cwd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1117,13 +1346,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__cancel)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1135,13 +1368,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__claim)
-            opts="-q -h --socket --json --quiet --no-autostart --agent --queue --wait --done --result --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --agent --queue --wait --done --result --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1173,13 +1410,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__done)
-            opts="-q -h --socket --json --quiet --no-autostart --result --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --result --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1199,13 +1440,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__fail)
-            opts="-q -h --socket --json --quiet --no-autostart --reason --no-retry --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --reason --no-retry --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1225,7 +1470,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__help)
-            opts="add list show claim done fail cancel retry prune wait help"
+            opts="add list show claim done fail cancel retry prune logs wait help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1336,6 +1581,20 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vapora__subcmd__task__subcmd__help__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vapora__subcmd__task__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1393,7 +1652,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__list)
-            opts="-q -h --socket --json --quiet --no-autostart --status --queue --agent --limit --after --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --status --queue --agent --limit --after --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1403,8 +1662,12 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --status)
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -W "queued running done failed cancelled scheduled blocked" -- "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -1430,14 +1693,48 @@ _vapora() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        vapora__subcmd__task__subcmd__prune)
-            opts="-q -h --socket --json --quiet --no-autostart --older-than --help"
+        vapora__subcmd__task__subcmd__logs)
+            opts="-q -f -h --socket --json --quiet --expect-uid --no-autostart --follow --tail --attempt --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --attempt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__task__subcmd__prune)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --older-than --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1453,13 +1750,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__retry)
-            opts="-q -h --socket --json --quiet --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1471,13 +1772,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__show)
-            opts="-q -h --socket --json --quiet --no-autostart --payload --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1489,7 +1794,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__wait)
-            opts="-q -h --socket --json --quiet --no-autostart --timeout --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1499,7 +1804,61 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__work)
+            opts="-q -j -h --socket --json --quiet --expect-uid --no-autostart --agent --jobs --queue --capability --timeout --grace --exit-when-empty --allow-root --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --capability)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -7,6 +7,7 @@
 //! - [`client`]: the synchronous command-line client: argument parsing, the connection,
 //!   autostart, commands and output.
 //! - [`paths`]: where the socket lives.
+//! - [`readiness`]: how an autostarted daemon tells its client it is ready.
 //! - [`bench`]: the `vapora-bench` tool's scenarios (not used by `vapora` itself).
 
 pub mod bench;
@@ -14,3 +15,4 @@ pub mod client;
 pub mod daemon;
 pub mod paths;
 pub mod protocol;
+pub mod readiness;

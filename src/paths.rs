@@ -22,6 +22,21 @@ pub fn default_socket_path() -> PathBuf {
     }
 }
 
+/// The data dir a daemon uses without `--data-dir` or `VAPORA_DATA_DIR`:
+/// `~/.local/share/vapora`. Here, below client and daemon, because an autostarting client
+/// says which data dir its daemon opens.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "vapora").map(|dirs| dirs.data_dir().to_path_buf())
+}
+
+/// The data dir a daemon started with this environment and no `--data-dir` opens.
+pub fn data_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os("VAPORA_DATA_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(default_data_dir)
+}
+
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
@@ -40,20 +55,36 @@ pub fn prepare_socket_dir(socket: &Path, private: bool) -> io::Result<()> {
         return Ok(());
     }
     if private {
-        let meta = fs::metadata(dir)?;
-        if meta.uid() != current_uid() || meta.mode() & 0o077 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} must be owned by uid {} with mode 0700 (it is uid {}, mode {:o}); \
-                     remove it or use --socket",
-                    dir.display(),
-                    current_uid(),
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                ),
-            ));
-        }
+        check_private_dir(socket)?;
+    }
+    Ok(())
+}
+
+/// Checks that the directory holding the default per-user socket, if it exists, is ours
+/// and closed to others (mode 0700). The daemon checks it before it binds there and the
+/// client before it connects or starts a daemon: in a shared temp dir, another user could
+/// have created it first to serve a socket of their own in it.
+pub fn check_private_dir(socket: &Path) -> io::Result<()> {
+    let Some(dir) = socket.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.uid() != current_uid() || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be owned by uid {} with mode 0700 (it is uid {}, mode {:o}); \
+                 remove it or use --socket",
+                dir.display(),
+                current_uid(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
     }
     Ok(())
 }

@@ -42,7 +42,8 @@ fn register_is_idempotent_and_updates_capabilities() {
 #[test]
 fn capabilities_decide_who_gets_which_task() {
     let d = TestDaemon::start();
-    d.run(&["agent", "register", "cpu"]).ok();
+    d.run(&["agent", "register", "cpu", "--max-tasks", "2"])
+        .ok();
     d.run(&[
         "agent",
         "register",
@@ -81,7 +82,26 @@ fn max_tasks_limits_and_status_is_derived() {
         (Some("busy"), Some(1))
     );
     d.run(&["task", "claim", "--agent", "w1"]).ok();
-    assert_eq!(d.run(&["task", "claim", "--agent", "w1"]).code, 5);
+    // At its limit is not an empty queue: exit 6, and the message says what it holds.
+    let refused = d.run(&["task", "claim", "--agent", "w1"]);
+    assert_eq!(refused.code, 6, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("agent w1 is at its limit (2 of 2): running tasks 1, 2"),
+        "{refused:?}"
+    );
+    // A claim that waits may get a slot that frees up meanwhile; when none does, its
+    // answer says why too.
+    let refused = d.run(&[
+        "task", "claim", "--agent", "w1", "--wait", "200ms", "--json",
+    ]);
+    assert_eq!(refused.code, 6, "{refused:?}");
+    let answer: serde_json::Value = serde_json::from_str(&refused.stdout).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"agent": "w1", "at_limit": true, "max_tasks": 2, "running": [1, 2]})
+    );
     d.run(&["task", "done", "1"]).ok();
     d.run(&["task", "done", "2"]).ok();
     assert_eq!(

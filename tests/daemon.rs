@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{BIN, Run, TestDaemon, signal};
 
@@ -231,6 +231,13 @@ fn autostart_starts_a_daemon_in_the_background() {
         &["VAPORA_NO_AUTOSTART"],
     );
     assert_eq!(run.ok(), "1");
+    // Which data dir it opened is said once, on stderr.
+    let said = format!(
+        "started a daemon at {} with its data in {}",
+        socket.display(),
+        dir.path().join("data").display()
+    );
+    assert!(run.stderr.contains(&said), "{run:?}");
     assert!(socket.exists());
     assert!(
         dir.path().join("auto.log").exists(),
@@ -244,6 +251,7 @@ fn autostart_starts_a_daemon_in_the_background() {
         &["VAPORA_NO_AUTOSTART"],
     );
     assert_eq!(run.ok(), "1");
+    assert!(!run.stderr.contains("started a daemon"), "{run:?}");
 }
 
 #[test]
@@ -290,4 +298,48 @@ fn a_shared_default_directory_is_refused() {
     );
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("mode 0700"), "{run:?}");
+}
+
+/// Twenty first commands at once against a fresh socket: one daemon is started, every
+/// command reaches it and exits 0 (before, the clients whose daemon lost the data-dir lock
+/// to another's exited 3 while a daemon was running). Repeated, since a race shows only
+/// sometimes.
+#[test]
+fn twenty_concurrent_first_commands_all_reach_one_autostarted_daemon() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("race.sock");
+        let _stop = StopOnDrop(socket.clone());
+        let children: Vec<_> = (0..20)
+            .map(|i| {
+                Command::new(BIN)
+                    .args(["task", "add", &format!("round {round} task {i}")])
+                    .env("VAPORA_SOCKET", &socket)
+                    .env("VAPORA_DATA_DIR", dir.path().join("data"))
+                    .env_remove("VAPORA_NO_AUTOSTART")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for child in children {
+            let run = Run::from_output(child.wait_with_output().unwrap());
+            assert_eq!(run.code, 0, "round {round}: {run:?}");
+            ids.push(run.stdout.trim().parse::<u64>().unwrap());
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "round {round}");
+        let log = std::fs::read_to_string(dir.path().join("race.log")).unwrap();
+        assert_eq!(
+            log.matches("listening").count(),
+            1,
+            "round {round}: one daemon started: {log}"
+        );
+        assert!(
+            !log.contains("ERROR"),
+            "round {round}: no daemon was started only to fail: {log}"
+        );
+    }
 }

@@ -245,11 +245,25 @@ fn restart_keeps_agents_tasks_order_counters_and_ids() {
             d.kill9();
         }
         d.restart(&[]);
+        // A running task's lease starts again at the restart (nobody could renew it
+        // meanwhile): it only moves later. Everything else is as it was.
+        let without_leases = |tasks: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            let mut tasks = tasks.to_vec();
+            for task in &mut tasks {
+                task["lease_until"] = serde_json::Value::Null;
+            }
+            tasks
+        };
+        let after_tasks = all_tasks(&d);
         assert_eq!(
-            all_tasks(&d),
-            before_tasks,
+            without_leases(&after_tasks),
+            without_leases(&before_tasks),
             "tasks changed across a {stop} restart"
         );
+        for (after, before) in after_tasks.iter().zip(&before_tasks) {
+            let lease = |t: &serde_json::Value| t["lease_until"].as_str().map(str::to_string);
+            assert!(lease(after) >= lease(before), "{after} / {before}");
+        }
         let agents = d.run(&["agent", "list", "--json"]).json();
         assert_eq!(
             agents, before_agents,
@@ -304,7 +318,7 @@ fn database_is_plain_sqlite_with_the_documented_schema() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let (title, status, requires): (String, String, String) = db
         .query_row(
             "SELECT title, status, requires FROM tasks WHERE id = ?1",
@@ -490,6 +504,9 @@ fn a_version_1_database_is_migrated_and_keeps_its_tasks() {
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0]["title"], "old queued");
     assert_eq!(tasks[0]["after"], serde_json::json!([]));
+    assert_eq!(tasks[0]["cwd"], serde_json::Value::Null);
+    assert_eq!(tasks[0]["env"], serde_json::json!({}));
+    assert_eq!(tasks[0]["timeout_ms"], serde_json::Value::Null);
     assert_eq!(tasks[1]["status"], "running");
     assert_eq!(tasks[1]["agent"], "w1");
     assert_eq!(d.add(&["new"]), 3);
@@ -498,5 +515,93 @@ fn a_version_1_database_is_migrated_and_keeps_its_tasks() {
     let version: i64 = db
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+}
+
+/// The task as `task show --json` prints it.
+fn shown(d: &TestDaemon, id: u64) -> serde_json::Value {
+    d.run(&["task", "show", &id.to_string(), "--json"]).json()
+}
+
+/// How to run a task (working directory, variables, timeout) survives SIGKILL (the journal)
+/// and a clean restart (the database).
+#[test]
+fn cwd_env_and_timeout_survive_restarts() {
+    let mut d = TestDaemon::start();
+    let id = d.add(&[
+        "--cwd",
+        "/srv/app dir",
+        "--env",
+        "A=1",
+        "--env",
+        "QUOTED=it's $x\\n",
+        "--timeout",
+        "2m",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$A\"",
+    ]);
+    let plain = d.add(&["plain"]);
+    let before = (shown(&d, id), shown(&d, plain));
+    assert_eq!(before.0["env"]["QUOTED"], "it's $x\\n");
+    assert_eq!(before.0["timeout_ms"], 120_000);
+    d.kill9();
+    d.restart(&[]);
+    assert_eq!((shown(&d, id), shown(&d, plain)), before);
+    assert_eq!(d.terminate().code(), Some(0));
+    d.restart(&[]);
+    assert_eq!((shown(&d, id), shown(&d, plain)), before);
+}
+
+/// A database from before schema 5 (no cwd, env or timeout_ms columns) gains them and keeps
+/// its tasks.
+#[test]
+fn a_version_4_database_gains_the_columns_of_how_to_run() {
+    let mut d = TestDaemon::start();
+    let old = d.add(&["old", "--payload", "make", "--require", "x"]);
+    assert_eq!(d.terminate().code(), Some(0));
+    {
+        let db = rusqlite::Connection::open(d.data_dir.join("vapora.db")).unwrap();
+        db.execute_batch(
+            "ALTER TABLE tasks DROP COLUMN cwd;
+             ALTER TABLE tasks DROP COLUMN env;
+             ALTER TABLE tasks DROP COLUMN timeout_ms;
+             UPDATE schema_version SET version = 4;",
+        )
+        .unwrap();
+    }
+    d.restart(&[]);
+    let task = shown(&d, old);
+    assert_eq!(
+        (&task["title"], &task["payload"]),
+        (&"old".into(), &"make".into())
+    );
+    assert_eq!(task["requires"], serde_json::json!(["x"]));
+    assert_eq!(task["cwd"], serde_json::Value::Null);
+    assert_eq!(task["env"], serde_json::json!({}));
+    assert_eq!(task["timeout_ms"], serde_json::Value::Null);
+    let new = d.add(&[
+        "new",
+        "--cwd",
+        "/w",
+        "--env",
+        "K=v",
+        "--timeout",
+        "5s",
+        "--",
+        "true",
+    ]);
+    assert_eq!(d.terminate().code(), Some(0));
+    d.restart(&[]);
+    let task = shown(&d, new);
+    assert_eq!(
+        (&task["cwd"], &task["env"], &task["timeout_ms"]),
+        (&"/w".into(), &serde_json::json!({"K": "v"}), &5000.into())
+    );
+    let db = rusqlite::Connection::open(d.data_dir.join("vapora.db")).unwrap();
+    let version: i64 = db
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
 }

@@ -12,15 +12,6 @@ use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME};
 use vapora::protocol::handshake::{Hello, Welcome};
 use vapora::protocol::{Request, RequestFrame, Response, ResponseFrame};
 
-/// Blocks until `count` subscriptions have been accepted by the daemon.
-fn wait_subscribed(d: &TestDaemon, count: u64) {
-    common::wait_for_metrics(d, "the subscription", |m| {
-        let requests = m["requests"].as_array().unwrap();
-        let subscribe = requests.iter().find(|r| r["kind"] == "subscribe");
-        subscribe.is_some_and(|r| r["count"].as_u64().unwrap() >= count)
-    });
-}
-
 #[test]
 fn json_events_follow_a_task_through_add_claim_done() {
     let d = TestDaemon::start();
@@ -35,7 +26,7 @@ fn json_events_follow_a_task_through_add_claim_done() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_subscribed(&d, 2);
+    common::wait_subscribed(&d, 2);
     let id = d.add(&["watched"]);
     d.run(&["task", "claim", "--agent", "w1"]).ok();
     d.run(&["task", "done", &id.to_string(), "--result", "fine"])
@@ -155,7 +146,7 @@ fn an_agent_filter_follows_that_agents_tasks_through_a_lease_expiry() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_subscribed(&d, 1);
+    common::wait_subscribed(&d, 1);
     let id = d.add(&["dropped by w1"]);
     d.run(&["task", "claim", "--agent", "w1"]).ok();
     // w1 goes quiet; its lease runs out.

@@ -191,6 +191,32 @@ fn delayed_tasks_wait_for_their_time() {
     assert_eq!(bad.code, 2);
 }
 
+/// `--at` takes every RFC 3339 form: offsets (what `date -Iseconds` prints) move the time
+/// to UTC; a time without a zone is refused in words, not taken as UTC.
+#[test]
+fn at_takes_rfc3339_offsets_and_refuses_a_time_without_a_zone() {
+    let d = TestDaemon::start();
+    for (given, stored) in [
+        ("2030-01-01T00:00:00+01:00", "2029-12-31T23:00:00.000Z"),
+        ("2030-06-01T12:30:00-04:30", "2030-06-01T17:00:00.000Z"),
+        ("2030-01-01 08:00:00.5z", "2030-01-01T08:00:00.500Z"),
+    ] {
+        let id = d.add(&["t", "--at", given]);
+        assert_eq!(task(&d, id)["run_at"], stored, "{given}");
+    }
+    let now = std::process::Command::new("date")
+        .arg("-Iseconds")
+        .output()
+        .unwrap();
+    let now = String::from_utf8(now.stdout).unwrap();
+    let id = d.add(&["now", "--at", now.trim()]);
+    assert_ne!(task(&d, id)["run_at"], serde_json::Value::Null);
+    let no_zone = d.run(&["task", "add", "x", "--at", "2030-01-01T00:00:00"]);
+    assert_eq!(no_zone.code, 2);
+    assert!(no_zone.stderr.contains("no time zone"), "{no_zone:?}");
+    assert!(!no_zone.stderr.contains("expected"), "{no_zone:?}");
+}
+
 #[test]
 fn dependency_chains_run_in_order_and_failures_cancel_dependents() {
     let d = TestDaemon::start();

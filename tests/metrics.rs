@@ -113,3 +113,34 @@ fn prometheus_output_passes_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Each request kind reports the longest it held the queue lock: a batch of 10,000 adds
+/// holds it (for no longer than the request took), a ping never takes it.
+#[test]
+fn metrics_report_the_longest_queue_lock_hold_per_request_kind() {
+    let d = TestDaemon::start();
+    let lines: String = (0..10_000)
+        .map(|i| format!("{{\"title\":\"t{i}\"}}\n"))
+        .collect();
+    d.run_stdin(&["task", "add", "--stdin", "--jsonl", "-q"], &lines)
+        .ok();
+    d.run(&["ping"]).ok();
+    let m = d.run(&["metrics", "--json"]).json();
+    let kind = |name: &str| {
+        m["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .clone()
+    };
+    let add = kind("add_tasks");
+    let held = add["lock_hold_max_us"].as_u64().unwrap();
+    assert!(held > 0, "{add}");
+    assert!(held <= add["latency_sum_us"].as_u64().unwrap(), "{add}");
+    assert_eq!(kind("ping")["lock_hold_max_us"], 0);
+    assert!(m["background_lock_hold_max_us"].is_u64(), "{m}");
+    let text = d.run(&["metrics"]);
+    assert!(text.ok().contains("queue lock <= "), "{text:?}");
+}

@@ -191,3 +191,133 @@ fn a_journal_append_that_finds_the_disk_full_is_refused_and_rolled_back() {
     assert_eq!(ids(&d), vec![kept, after]);
     d.kill9();
 }
+
+/// Free bytes on the file system holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs writes into the struct we pass; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) }, 0);
+    stat.f_bavail * stat.f_frsize
+}
+
+/// A task payload such that five tasks nearly fill the journal's first reservation
+/// (256 KiB at a time): the sixth needs another.
+const FIFTY_KB: usize = 50_000;
+
+/// Adds five tasks of [`FIFTY_KB`]; returns the last id.
+fn nearly_fill_the_journal_reservation(d: &TestDaemon) -> u64 {
+    let payload = "x".repeat(FIFTY_KB);
+    let mut last = 0;
+    for i in 0..5 {
+        last = d.add(&[&format!("t{i}"), "--payload", &payload]);
+    }
+    last
+}
+
+/// A file taking all but 160 KiB of the file system at `mount`: less than a journal
+/// reservation, more than SQLite needs for a few pages. Remove it to give the room back.
+fn fill_leaving_160k(mount: &Path) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let path = mount.join("filler");
+    let filler = std::fs::File::create(&path).unwrap();
+    let fill = free_bytes(mount).saturating_sub(160 * 1024);
+    // SAFETY: fallocate on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::fallocate(filler.as_raw_fd(), 0, 0, fill as libc::off_t) },
+        0
+    );
+    path
+}
+
+/// An id a client may have seen (a task whose journal append failed, rolled back) is not
+/// handed out again after a restart either: once storage works again the daemon stores how
+/// far ids went, before any new task does it for it.
+#[test]
+fn ids_rolled_back_are_not_handed_out_again_after_a_restart() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&scratch.path().join("mnt"), "8m") else {
+        return skip("cannot mount a tmpfs");
+    };
+    let mut d = TestDaemon::start_in(Some(fs.0.join("data")), &[]);
+    let highest_acked = nearly_fill_the_journal_reservation(&d);
+    // The journal's next reservation fails while SQLite still commits.
+    let filler = fill_leaving_160k(&fs.0);
+    let payload = "x".repeat(FIFTY_KB);
+    let refused = d.run(&["task", "add", "t5", "--payload", &payload]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("rolled back"), "{refused:?}");
+    // The refused add had taken the next id, which a `task list` could have shown.
+    let rolled_back = highest_acked + 1;
+    std::fs::remove_file(filler).unwrap();
+    // A write that adds no task, to see storage work again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.run(&["agent", "register", "probe"]).code != 0 {
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.kill9();
+    d.restart(&[]);
+    let next = d.add(&["after the restart"]);
+    assert!(
+        next > rolled_back,
+        "id {next} handed out again (id {rolled_back} was rolled back)\n{}",
+        d.log_text()
+    );
+    d.kill9();
+}
+
+/// A commit that keeps failing (another process holds the database's write lock) and then
+/// a full disk: a request whose journal append fails is refused at once, not when storage
+/// comes back (it used to wait behind the writer's retries until then).
+#[test]
+fn a_failed_append_behind_a_failing_commit_is_refused_at_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&scratch.path().join("mnt"), "8m") else {
+        return skip("cannot mount a tmpfs");
+    };
+    let mut d = TestDaemon::start_in(Some(fs.0.join("data")), &[]);
+    nearly_fill_the_journal_reservation(&d);
+    let locker = rusqlite::Connection::open(fs.0.join("data/vapora.db")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Journaled and acknowledged at once; its commit now waits on the lock, then fails.
+    let kept = d.add(&["kept"]);
+    let filler = fill_leaving_160k(&fs.0);
+    let payload = "x".repeat(FIFTY_KB);
+    let mut refused = d
+        .command(&["task", "add", "refused", "--payload", &payload])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Answered while storage is still failing (the lock held, the disk full).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused add is still waiting for storage to come back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    // Storage comes back: what was acknowledged is kept, the refused add is not.
+    locker.execute_batch("ROLLBACK").unwrap();
+    std::fs::remove_file(filler).unwrap();
+    add_once_writes_resume(&d);
+    d.kill9();
+    d.restart(&[]);
+    let titles = d.run(&["task", "list", "--json"]).json();
+    let titles: Vec<&str> = titles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"kept"), "{titles:?}");
+    assert!(!titles.contains(&"refused"), "{titles:?}");
+    assert_eq!(d.status_of(kept), "queued");
+    d.kill9();
+}

@@ -417,7 +417,10 @@ fn wait_is_woken_when_the_task_finishes() {
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     let task: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(task["result"], "finished");
+    assert_eq!(
+        (task["id"].to_string(), &task["status"]),
+        (id, &serde_json::json!("done"))
+    );
 }
 
 /// Blocks until the daemon's metric `name` reaches at least `value`.
@@ -605,4 +608,266 @@ fn a_long_list_arrives_in_pages_and_prints_whole() {
     let quiet = d.run(&["task", "list", "-q"]);
     assert_eq!(quiet.ok().lines().count(), N);
     assert_eq!(quiet.ok().lines().last(), Some(N.to_string().as_str()));
+}
+
+/// A payload too long for the command line (200 KB: `Argument list too long` as an
+/// argument) comes from a file or from standard input, byte for byte.
+#[test]
+fn payload_file_gives_a_payload_too_long_for_the_command_line() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let payload: String = (0..200_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .chain("\nlast line\n".chars())
+        .collect();
+    let file = dir.path().join("payload.txt");
+    std::fs::write(&file, &payload).unwrap();
+    let from_file = d.add(&["big", "--payload-file", file.to_str().unwrap()]);
+    let shown = d.run(&["task", "show", &from_file.to_string(), "--payload"]);
+    assert_eq!(shown.stdout, payload);
+
+    let from_stdin = d.run_stdin(&["task", "add", "piped", "--payload-file", "-"], &payload);
+    let id = from_stdin.ok().to_string();
+    assert_eq!(d.run(&["task", "show", &id, "--payload"]).stdout, payload);
+
+    // With --stdin, the file's payload is every line's default.
+    let file_for_lines = dir.path().join("cmd");
+    std::fs::write(&file_for_lines, "echo hi").unwrap();
+    let lines = d.run_stdin(
+        &[
+            "task",
+            "add",
+            "--stdin",
+            "--payload-file",
+            file_for_lines.to_str().unwrap(),
+        ],
+        "one\ntwo\n",
+    );
+    for id in lines.ok().lines() {
+        assert_eq!(d.run(&["task", "show", id, "--payload"]).stdout, "echo hi");
+    }
+
+    // What cannot be a payload is refused in words, and nothing is added.
+    let before = d.run(&["task", "list", "-q"]).ok().lines().count();
+    std::fs::write(&file, [b'o', b'k', 0xff, 0xfe]).unwrap();
+    let binary = d.run(&["task", "add", "x", "--payload-file", file.to_str().unwrap()]);
+    assert_eq!(binary.code, 2, "{binary:?}");
+    assert!(binary.stderr.contains("not UTF-8 text"), "{binary:?}");
+    let missing = d.run(&["task", "add", "x", "--payload-file", "/nonexistent/p"]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains("cannot read the payload"),
+        "{missing:?}"
+    );
+    let both = d.run_stdin(&["task", "add", "--stdin", "--payload-file", "-"], "a\n");
+    assert_eq!(both.code, 2, "{both:?}");
+    assert!(both.stderr.contains("--stdin reads tasks"), "{both:?}");
+    let twice = d.run(&["task", "add", "x", "--payload", "p", "--payload-file", "-"]);
+    assert_eq!(twice.code, 2, "{twice:?}");
+    assert_eq!(d.run(&["task", "list", "-q"]).ok().lines().count(), before);
+}
+
+/// `task add -- CMD [ARG]...`: the payload is the command quoted for `sh`, the title the
+/// command line, and the working directory the one `task add` ran in.
+#[test]
+fn a_command_after_the_double_dash_becomes_the_payload_and_title() {
+    let d = TestDaemon::start();
+    let here = tempfile::tempdir().unwrap();
+    let words = [
+        "printf",
+        "%s|",
+        "a b",
+        "it's",
+        "$HOME",
+        r"back\slash",
+        "",
+        "é",
+    ];
+    let mut args = vec!["task", "add", "--"];
+    args.extend(words);
+    let run = common::Run::from_output(d.command(&args).current_dir(here.path()).output().unwrap());
+    let id = run.ok().to_string();
+    let task = d.run(&["task", "show", &id, "--json"]).json();
+    let payload = task["payload"].as_str().unwrap();
+    assert_eq!(
+        payload,
+        r#"printf '%s|' 'a b' 'it'\''s' '$HOME' 'back\slash' '' 'é'"#
+    );
+    assert_eq!(task["title"], words.join(" "));
+    let expected_dir = here.path().canonicalize().unwrap();
+    assert_eq!(task["cwd"], expected_dir.to_str().unwrap());
+    assert_eq!(task["env"], serde_json::json!({}));
+    assert_eq!(task["timeout_ms"], serde_json::Value::Null);
+    // sh hands the program exactly the words again.
+    let ran = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(payload)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(ran.stdout).unwrap(),
+        "a b|it's|$HOME|back\\slash||é|"
+    );
+
+    // A title of its own; a long command line is cut to the title limit.
+    let titled = d.add(&["list files", "--", "ls", "-la"]);
+    let task = d
+        .run(&["task", "show", &titled.to_string(), "--json"])
+        .json();
+    assert_eq!(
+        (&task["title"], &task["payload"]),
+        (&"list files".into(), &"ls -la".into())
+    );
+    let long = "é".repeat(600);
+    let cut = d.add(&["--", "echo", &long]);
+    let task = d.run(&["task", "show", &cut.to_string(), "--json"]).json();
+    let title = task["title"].as_str().unwrap();
+    assert!(title.len() <= 1024 && title.len() > 1000, "{}", title.len());
+    assert!(title.starts_with("echo éé"));
+
+    // No payload, no working directory recorded.
+    let plain = d.add(&["just a title"]);
+    let task = d
+        .run(&["task", "show", &plain.to_string(), "--json"])
+        .json();
+    assert_eq!(task["cwd"], serde_json::Value::Null);
+}
+
+#[test]
+fn cwd_env_and_timeout_are_stored_and_shown() {
+    let d = TestDaemon::start();
+    let here = tempfile::tempdir().unwrap();
+    let run = common::Run::from_output(
+        d.command(&[
+            "task",
+            "add",
+            "--cwd",
+            "sub/./dir",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x y='z'",
+            "--env",
+            "EMPTY=",
+            "--timeout",
+            "90s",
+            "--",
+            "make",
+            "test",
+        ])
+        .current_dir(here.path())
+        .output()
+        .unwrap(),
+    );
+    let id = run.ok().to_string();
+    let task = d.run(&["task", "show", &id, "--json"]).json();
+    let base = here.path().canonicalize().unwrap();
+    assert_eq!(task["cwd"], format!("{}/sub/dir", base.display()));
+    assert_eq!(
+        task["env"],
+        serde_json::json!({"A": "1", "B": "x y='z'", "EMPTY": ""})
+    );
+    assert_eq!(task["timeout_ms"], 90_000);
+    let human = d.run(&["task", "show", &id]);
+    let text = human.ok();
+    assert!(text.contains("timeout:  1m 30s"), "{text}");
+    assert!(
+        text.contains(&format!("cwd:      {}/sub/dir", base.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(r"env:      A=1 B='x y='\\''z'\\''' EMPTY=''"),
+        "{text}"
+    );
+
+    // An absolute --cwd is kept as given; without a payload it is still recorded.
+    let id = d.add(&["no payload", "--cwd", "/srv/data"]);
+    let task = d.run(&["task", "show", &id.to_string(), "--json"]).json();
+    assert_eq!(task["cwd"], "/srv/data");
+
+    // --jsonl lines may set them; a relative cwd is made absolute the same way.
+    let lines = "{\"title\": \"j\", \"payload\": \"p\", \"cwd\": \"rel\", \"env\": {\"X\": \"1\"}, \"timeout_ms\": 5000}\n\
+                 {\"title\": \"flags\"}\n";
+    let mut child = d
+        .command(&[
+            "task",
+            "add",
+            "--stdin",
+            "--jsonl",
+            "--env",
+            "F=1",
+            "--timeout",
+            "1m",
+        ])
+        .current_dir(here.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let run = common::Run::from_output(child.wait_with_output().unwrap());
+    let ids: Vec<String> = run.ok().lines().map(String::from).collect();
+    let first = d.run(&["task", "show", &ids[0], "--json"]).json();
+    assert_eq!(first["cwd"], format!("{}/rel", base.display()));
+    assert_eq!(first["env"], serde_json::json!({"X": "1"}));
+    assert_eq!(first["timeout_ms"], 5000);
+    let second = d.run(&["task", "show", &ids[1], "--json"]).json();
+    assert_eq!(second["cwd"], serde_json::Value::Null);
+    assert_eq!(second["env"], serde_json::json!({"F": "1"}));
+    assert_eq!(second["timeout_ms"], 60_000);
+}
+
+#[test]
+fn bad_commands_and_fields_are_usage_errors_in_words() {
+    let d = TestDaemon::start();
+    let long_dir = format!("/{}", "d".repeat(4096));
+    for (args, words) in [
+        (vec!["--"], "required"),
+        (vec!["t", "--payload", "p", "--", "ls"], "cannot be used"),
+        (
+            vec!["--payload-file", "/etc/hostname", "--", "ls"],
+            "cannot be used",
+        ),
+        (vec!["--stdin", "--", "ls"], "cannot be used"),
+        (vec!["t", "--env", "NOEQUALS"], "not KEY=VALUE"),
+        (vec!["t", "--env", "1A=b"], "invalid variable name '1A'"),
+        (vec!["t", "--env", "A-B=b"], "invalid variable name 'A-B'"),
+        (vec!["t", "--env", "A=1", "--env", "A=2"], "A is set twice"),
+        (
+            vec!["t", "--timeout", "0s"],
+            "timeout must be longer than zero",
+        ),
+        (vec!["t", "--timeout", "400days"], "at most a year"),
+        (
+            vec!["t", "--timeout", "soon"],
+            "expected a number and a unit",
+        ),
+        (vec!["t", "--cwd", &long_dir], "more than the limit of 4096"),
+        (vec!["t", "--cwd", ""], "a value is required"),
+    ] {
+        let mut full = vec!["task", "add"];
+        full.extend(args.iter().copied());
+        let run = d.run(&full);
+        assert_eq!(run.code, 2, "{full:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{full:?}");
+        assert!(run.stderr.contains(words), "{full:?}: {run:?}");
+    }
+    let run = d.run_stdin(
+        &["task", "add", "--stdin", "--jsonl"],
+        "{\"title\": \"a\", \"env\": {\"B C\": \"x\"}}\n{\"title\": \"b\", \"timeout_ms\": 0}\n",
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("line 1: invalid variable name 'B C'"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("line 2: the timeout"), "{run:?}");
+    assert_eq!(d.run(&["task", "list", "-q"]).ok(), "");
 }

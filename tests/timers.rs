@@ -10,7 +10,7 @@ use vapora::daemon::clock::Clock;
 use vapora::daemon::queue::Policy;
 use vapora::daemon::state::{AppState, ClaimOutcome, Lifecycle};
 use vapora::daemon::store::{Recovery, Store, SyncMode};
-use vapora::protocol::{NewTask, TaskStatus};
+use vapora::protocol::{NewTask, Renew, TaskStatus};
 
 const LEASE: Duration = Duration::from_secs(300);
 const TTL: Duration = Duration::from_secs(60);
@@ -121,7 +121,10 @@ async fn heartbeats_renew_leases() {
     let id = d.running_on_w1().await;
     for _ in 0..20 {
         d.after(Duration::from_secs(50)).await;
-        d.state.heartbeat("w1".into()).await.unwrap();
+        d.state
+            .heartbeat("w1".into(), vec![], Renew::AllHeld)
+            .await
+            .unwrap();
     }
     assert_eq!(
         d.status(id),
@@ -144,7 +147,10 @@ async fn a_silent_agent_goes_offline_after_its_ttl() {
     let agent = d.state.get_agent("w1").unwrap();
     assert_eq!(agent.status, vapora::protocol::AgentStatus::Offline);
     // Its next request brings it back.
-    d.state.heartbeat("w1".into()).await.unwrap();
+    d.state
+        .heartbeat("w1".into(), vec![], Renew::AllHeld)
+        .await
+        .unwrap();
     assert_eq!(
         d.state.get_agent("w1").unwrap().status,
         vapora::protocol::AgentStatus::Idle
@@ -179,4 +185,151 @@ async fn a_delayed_task_becomes_claimable_when_due() {
     assert_eq!(d.status(id), TaskStatus::Scheduled);
     d.after(Duration::from_secs(1)).await;
     assert_eq!(d.status(id), TaskStatus::Queued);
+}
+
+/// The lost-claim case: the agent holds a task nobody runs, and goes on claiming. Claims keep
+/// the agent alive but renew no lease, so the task comes back after one lease with its
+/// attempt counted, and the agent's next claim gets work.
+#[tokio::test(start_paused = true)]
+async fn claims_keep_the_agent_alive_but_renew_no_lease() {
+    let d = daemon().await;
+    let lost = d.running_on_w1().await;
+    let next = d.add(NewTask::new("next")).await;
+    for _ in 0..9 {
+        d.after(Duration::from_secs(30)).await;
+        match d.state.claim("w1".into(), vec![], false, None).await {
+            Ok(ClaimOutcome::AtLimit { max_tasks, running }) => {
+                assert_eq!((max_tasks, running), (1, vec![lost]));
+            }
+            other => panic!("a claim at the limit must say so: {:?}", other.is_ok()),
+        }
+    }
+    assert_eq!(d.state.get_agent("w1").unwrap().status.as_str(), "busy");
+    d.after(Duration::from_secs(31)).await;
+    let task = d.state.get_task(lost).unwrap();
+    assert_eq!((task.status, task.attempts), (TaskStatus::Queued, 1));
+    // Back at the end of the queue, as after any expired lease: the next claim gets work.
+    assert_eq!(d.claim("w1").await, next);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_naming_tasks_renews_those_only() {
+    let d = daemon().await;
+    d.state
+        .register_agent("w1".into(), vec![], 2)
+        .await
+        .unwrap();
+    let ran = d.add(NewTask::new("ran")).await;
+    let lost = d.add(NewTask::new("lost")).await;
+    assert_eq!(d.claim("w1").await, ran);
+    assert_eq!(d.claim("w1").await, lost);
+    for _ in 0..12 {
+        d.after(Duration::from_secs(50)).await;
+        if d.status(lost) != TaskStatus::Running {
+            break;
+        }
+        let report = d
+            .state
+            .heartbeat("w1".into(), vec![ran], Renew::Named)
+            .await
+            .unwrap();
+        assert_eq!(report.renewed, vec![ran]);
+        assert!(report.not_held.is_empty() && report.released.is_empty());
+    }
+    assert_eq!(d.status(ran), TaskStatus::Running, "renewed by name");
+    let task = d.state.get_task(lost).unwrap();
+    assert_eq!((task.status, task.attempts), (TaskStatus::Queued, 1));
+    assert_eq!(task.error.as_deref(), Some("lease expired on agent w1"));
+    // Named again, the lost task is reported: the worker must stop running it.
+    let report = d
+        .state
+        .heartbeat("w1".into(), vec![ran, lost, 999], Renew::Named)
+        .await
+        .unwrap();
+    assert_eq!(report.renewed, vec![ran]);
+    let not_held: Vec<_> = report
+        .not_held
+        .iter()
+        .map(|n| (n.id, n.status, n.agent.clone()))
+        .collect();
+    assert_eq!(
+        not_held,
+        vec![(lost, Some(TaskStatus::Queued), None), (999, None, None)]
+    );
+}
+
+/// The owner of an agent name recovers orphans within one heartbeat.
+#[tokio::test(start_paused = true)]
+async fn release_others_gives_back_what_the_owner_does_not_run() {
+    let d = daemon().await;
+    d.state
+        .register_agent("w1".into(), vec![], 3)
+        .await
+        .unwrap();
+    let ids = [
+        d.add(NewTask::new("a")).await,
+        d.add(NewTask::new("b")).await,
+        d.add(NewTask::new("c")).await,
+    ];
+    for &id in &ids {
+        assert_eq!(d.claim("w1").await, id);
+    }
+    let report = d
+        .state
+        .heartbeat("w1".into(), vec![ids[1]], Renew::NamedOnly)
+        .await
+        .unwrap();
+    assert_eq!(report.renewed, vec![ids[1]]);
+    assert_eq!(report.released, vec![ids[0], ids[2]]);
+    assert_eq!(report.agent.running, 1);
+    for id in [ids[0], ids[2]] {
+        let task = d.state.get_task(id).unwrap();
+        assert_eq!((task.status, task.attempts), (TaskStatus::Queued, 1));
+    }
+    assert_eq!(d.status(ids[1]), TaskStatus::Running);
+    // Naming nothing: it runs nothing.
+    let report = d
+        .state
+        .heartbeat("w1".into(), vec![], Renew::NamedOnly)
+        .await
+        .unwrap();
+    assert_eq!(report.released, vec![ids[1]]);
+    assert_eq!(report.agent.status.as_str(), "idle");
+    // A heartbeat that renews everything names nothing.
+    assert!(
+        d.state
+            .heartbeat("w1".into(), vec![ids[0]], Renew::AllHeld)
+            .await
+            .is_err()
+    );
+}
+
+/// Finishing one task is a sign of life from the agent, not from its other tasks.
+#[tokio::test(start_paused = true)]
+async fn finishing_a_task_does_not_renew_the_others() {
+    let d = daemon().await;
+    d.state
+        .register_agent("w1".into(), vec![], 2)
+        .await
+        .unwrap();
+    let first = d.add(NewTask::new("first")).await;
+    let lost = d.add(NewTask::new("lost")).await;
+    assert_eq!(d.claim("w1").await, first);
+    assert_eq!(d.claim("w1").await, lost);
+    d.after(Duration::from_secs(50)).await;
+    d.state
+        .complete(first, None, Some("w1".into()))
+        .await
+        .unwrap();
+    // The agent stays alive (a heartbeat naming no task renews nothing).
+    for _ in 0..4 {
+        d.after(Duration::from_secs(50)).await;
+        d.state
+            .heartbeat("w1".into(), vec![], Renew::Named)
+            .await
+            .unwrap();
+    }
+    assert_eq!(d.status(lost), TaskStatus::Running);
+    d.after(LEASE - Duration::from_secs(250)).await;
+    assert_eq!(d.status(lost), TaskStatus::Queued, "its lease ran out");
 }

@@ -7,7 +7,8 @@ use std::process::Command;
 fn verify(kind: &str, user: bool) {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
-    for unit in ["vapora.service", "vapora.socket"] {
+    let units = ["vapora.service", "vapora.socket", "vapora-work@.service"];
+    for unit in units {
         let text =
             std::fs::read_to_string(format!("{root}/contrib/systemd/{kind}/{unit}")).unwrap();
         let text = text
@@ -15,6 +16,11 @@ fn verify(kind: &str, user: bool) {
             .replace("%h/.cargo/bin/vapora", env!("CARGO_BIN_EXE_vapora"));
         std::fs::write(dir.path().join(unit), text).unwrap();
     }
+    std::fs::copy(
+        dir.path().join("vapora-work@.service"),
+        dir.path().join("vapora-work@w1.service"),
+    )
+    .unwrap();
     let mut command = Command::new("systemd-analyze");
     if user {
         command.arg("--user").env("XDG_RUNTIME_DIR", dir.path());
@@ -23,6 +29,8 @@ fn verify(kind: &str, user: bool) {
         .arg("verify")
         .arg(dir.path().join("vapora.service"))
         .arg(dir.path().join("vapora.socket"))
+        // A template is verified through an instance of it.
+        .arg(dir.path().join("vapora-work@w1.service"))
         .output()
         .unwrap();
     assert!(

@@ -4,14 +4,18 @@
 //!
 //! - [`requests`]: scenarios through the client library (ping, add, add-bulk, claim-done);
 //! - [`processes`]: whole processes (oneshot, list, depth, restart, memory);
+//! - [`lock_hold`]: the longest queue-lock hold of each request kind under load;
+//! - [`work`]: commands run by `vapora work`, beside `xargs -P`;
 //! - [`target`]: the daemon under test; [`latency`] and [`report`]: the figures.
 
 pub mod event_loop;
 pub mod latency;
+pub mod lock_hold;
 pub mod processes;
 pub mod report;
 pub mod requests;
 pub mod target;
+pub mod work;
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +46,11 @@ pub enum Scenario {
     Memory,
     /// Daemon start-up with a full store.
     Restart,
+    /// The longest queue-lock hold of each request kind, with a full queue and many
+    /// parked waits.
+    LockHold,
+    /// Commands (`true`) run by `vapora work -j N`, beside `xargs -P N`.
+    Work,
 }
 
 #[derive(Debug, Parser)]
@@ -96,6 +105,18 @@ pub struct BenchArgs {
     /// Stored tasks for restart.
     #[arg(long, default_value_t = 1_000_000)]
     pub restart_tasks: usize,
+    /// Tasks run by the work scenario.
+    #[arg(long, default_value_t = 5000)]
+    pub work_tasks: usize,
+    /// Tasks run at once in the work scenario (`vapora work -j`, `xargs -P`).
+    #[arg(long, default_value_t = 4)]
+    pub work_jobs: usize,
+    /// Queued tasks for lock-hold.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lock_tasks: usize,
+    /// Parked task waits for lock-hold, and as many parked claims (one connection each).
+    #[arg(long, default_value_t = 1000)]
+    pub lock_waits: usize,
     /// Process runs per oneshot and depth measurement.
     #[arg(long, default_value_t = 500)]
     pub runs: usize,
@@ -108,7 +129,7 @@ pub struct BenchArgs {
 }
 
 /// Every scenario, in the order `vapora-bench` runs them by default.
-const ALL: [Scenario; 9] = [
+const ALL: [Scenario; 11] = [
     Scenario::Ping,
     Scenario::Add,
     Scenario::AddBulk,
@@ -118,6 +139,8 @@ const ALL: [Scenario; 9] = [
     Scenario::Depth,
     Scenario::Memory,
     Scenario::Restart,
+    Scenario::LockHold,
+    Scenario::Work,
 ];
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -216,6 +239,29 @@ fn run_scenario(args: &BenchArgs, vapora: &Path, scenario: Scenario) -> anyhow::
             &args.depths,
             args.runs,
         )?),
+        Scenario::Work => rows.extend(work::work(
+            vapora,
+            &fresh()?,
+            args.work_tasks,
+            args.work_jobs.max(1),
+        )?),
+        Scenario::LockHold => {
+            // Room for the parked waits and claims, one connection each.
+            let target = match &args.socket {
+                Some(socket) => Target::existing(socket.clone()),
+                None => {
+                    let mut daemon_args = args.daemon_args.clone();
+                    daemon_args.push("--max-connections".into());
+                    daemon_args.push((2 * args.lock_waits + 64).to_string());
+                    Target::start(vapora, &daemon_args)?
+                }
+            };
+            rows.extend(lock_hold::lock_hold(
+                &target,
+                args.lock_tasks,
+                args.lock_waits,
+            )?);
+        }
         Scenario::Memory | Scenario::Restart => {
             if args.socket.is_some() {
                 eprintln!("skipped: {scenario:?} needs a daemon of its own (no --socket)");

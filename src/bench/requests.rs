@@ -148,6 +148,11 @@ fn batches(tasks: usize, batch: usize, prefix: &str) -> Vec<Request> {
 /// store has caught up: the set-up of the scenarios that need a full queue (not measured),
 /// which would otherwise measure SQLite catching up along with themselves.
 pub fn fill(target: &Target, tasks: usize) -> anyhow::Result<()> {
+    fill_with(target, tasks, || NewTask::new("t"))
+}
+
+/// [`fill`] with tasks made by `task`.
+pub fn fill_with(target: &Target, tasks: usize, task: impl Fn() -> NewTask) -> anyhow::Result<()> {
     let batch = target.max_batch()?.max(1);
     let mut client = target.connect()?;
     let mut done = 0;
@@ -156,9 +161,7 @@ pub fn fill(target: &Target, tasks: usize) -> anyhow::Result<()> {
         let requests: Vec<Request> = (0..chunk)
             .step_by(batch)
             .map(|first| Request::AddTasks {
-                tasks: (first..chunk.min(first + batch))
-                    .map(|_| NewTask::new("t"))
-                    .collect(),
+                tasks: (first..chunk.min(first + batch)).map(|_| task()).collect(),
             })
             .collect();
         let mut answers = Vec::new();

@@ -137,6 +137,11 @@ impl Target {
                 anyhow!("no daemon at {}: {e}", self.socket.display())
             }
             crate::client::connection::ConnectError::Other(e) => anyhow!("{}", e.message),
+            crate::client::connection::ConnectError::WrongOwner(wrong) => anyhow!(
+                "the daemon runs as uid {}, not uid {}",
+                wrong.found,
+                wrong.expected
+            ),
         })
     }
 

@@ -9,16 +9,19 @@ fn main() {
     let cli = parse_arguments();
     let code = match cli.command {
         Command::Daemon(ref args) => {
+            if let Some(option) = cli.client_option() {
+                eprintln!(
+                    "vapora daemon: {option} is an option of the client commands, not of the \
+                     daemon (see `vapora daemon --help`)"
+                );
+                std::process::exit(exit::USAGE);
+            }
             init_logging(args.log_format == "json");
-            let (socket, default_socket) = match &cli.socket {
-                Some(path) => (path.clone(), false),
+            let (socket, default_socket) = match cli.socket() {
+                Some(path) => (path, false),
                 None => (vapora::paths::default_socket_path(), true),
             };
-            let Some(data_dir) = args
-                .data_dir
-                .clone()
-                .or_else(vapora::daemon::datadir::default_data_dir)
-            else {
+            let Some(data_dir) = args.data_dir().or_else(vapora::paths::default_data_dir) else {
                 eprintln!("vapora daemon: cannot find a home directory; pass --data-dir");
                 std::process::exit(exit::USAGE);
             };
@@ -42,6 +45,7 @@ fn main() {
                     vapora::daemon::store::SyncMode::Normal
                 },
                 retain: args.retain,
+                max_log: args.max_log,
                 lifecycle: vapora::daemon::state::Lifecycle {
                     policy: vapora::daemon::queue::Policy {
                         lease_ms: args.lease.as_millis() as u64,
@@ -54,8 +58,9 @@ fn main() {
             match daemon::run(options) {
                 Ok(()) => exit::OK,
                 Err(error) => {
+                    // Once, as a log line: stderr is the daemon's log (under systemd, the
+                    // journal; with --log-format json, a log shipper's input).
                     tracing::error!("{error:#}");
-                    eprintln!("vapora daemon: {error:#}");
                     exit::FAILURE
                 }
             }
@@ -91,12 +96,36 @@ fn init_logging(json: bool) {
     }
 }
 
+/// `vapora add` and `vapora list` mean `vapora task add` and `vapora task list`: say so.
+fn suggest_subcommand(error: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::InvalidSubcommand {
+        return;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return;
+    };
+    let meant = vapora::client::cli::meant_subcommands(word);
+    if !meant.is_empty() {
+        error.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::Strings(meant),
+        );
+    }
+}
+
 /// `Cli::parse()`, without freeing clap's command tree: dropping its few hundred
 /// allocations one by one took a tenth of a one-shot command's instructions (callgrind,
 /// BENCHMARKS.md), and the process exits soon anyway.
 fn parse_arguments() -> Cli {
     let mut command = Cli::command();
-    let mut matches = command.get_matches_mut();
+    let mut matches = match command.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(matches) => matches,
+        Err(mut error) => {
+            suggest_subcommand(&mut error);
+            error.exit()
+        }
+    };
     let cli =
         Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit());
     std::mem::forget(matches);

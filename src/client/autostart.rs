@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::daemon::READY_FD_ENV;
+use crate::readiness::READY_FD_ENV;
 
 /// How long the client waits for a daemon it started.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,8 +26,49 @@ pub fn log_path(socket: &Path) -> PathBuf {
     socket.with_extension("log")
 }
 
+/// The lock that lets one client at a time start a daemon for `socket`: beside it.
+fn start_lock_path(socket: &Path) -> PathBuf {
+    socket.with_extension("start.lock")
+}
+
+/// Held by the one client that may start a daemon for a socket; released on drop (or by
+/// the kernel when the client dies).
+pub struct StartLock(#[allow(dead_code)] Option<File>);
+
+/// Waits for the right to start a daemon for `socket`. Clients started at once would each
+/// spawn a daemon, and all but one would lose the data dir's lock and report failure while
+/// a daemon runs; with this lock they queue, and those after the first find the daemon it
+/// started. Waiting is bounded by the holder's own wait for readiness (2 s). Where the
+/// lock cannot be created (a directory the user may not write), each client goes on
+/// without it, as before.
+pub fn lock_start(socket: &Path, default_socket: bool) -> StartLock {
+    if crate::paths::prepare_socket_dir(socket, default_socket).is_err() {
+        return StartLock(None);
+    }
+    let Ok(file) = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(start_lock_path(socket))
+    else {
+        return StartLock(None);
+    };
+    loop {
+        // SAFETY: flock on a descriptor we own; the file is opened close-on-exec, so the
+        // daemon we spawn does not inherit the lock.
+        let taken = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+        if taken == 0 {
+            return StartLock(Some(file));
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return StartLock(None);
+        }
+    }
+}
+
 /// Starts `vapora daemon --socket SOCKET` in the background and waits until it accepts
-/// connections.
+/// connections. The caller holds the [`StartLock`].
 pub fn start_daemon(socket: &Path, default_socket: bool) -> Result<(), String> {
     crate::paths::prepare_socket_dir(socket, default_socket).map_err(|e| e.to_string())?;
     let log_path = log_path(socket);

@@ -4,7 +4,7 @@
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use interprocess::local_socket::traits::Stream as _;
+use interprocess::local_socket::traits::{Stream as _, StreamCommon as _};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use interprocess::os::unix::uds_local_socket::Stream;
 use serde::Serialize;
@@ -79,6 +79,8 @@ pub struct Client {
 pub enum ConnectError {
     /// Nothing listens there (no socket file, or a stale one): autostart may help.
     NoDaemon(io::Error),
+    /// A daemon answers, but runs as another uid than expected; nothing was sent.
+    WrongOwner(WrongOwner),
     Other(CliError),
 }
 
@@ -89,8 +91,27 @@ struct OutgoingRequest<'a> {
     request: &'a Request,
 }
 
+/// A daemon that runs as someone other than expected: nothing was sent to it.
+#[derive(Debug)]
+pub struct WrongOwner {
+    pub expected: u32,
+    pub found: u32,
+}
+
 impl Client {
+    /// Connects to whoever answers at `socket` (the caller chose the path).
     pub fn connect(socket: &Path) -> Result<Client, ConnectError> {
+        Client::connect_expecting(socket, None)
+    }
+
+    /// Connects, and when `expected_uid` is given checks the peer credentials of the
+    /// process answering (`SO_PEERCRED`) before anything is sent: even the handshake waits
+    /// in the buffer until the first request. A daemon of another uid is refused with
+    /// [`ConnectError::WrongOwner`].
+    pub fn connect_expecting(
+        socket: &Path,
+        expected_uid: Option<u32>,
+    ) -> Result<Client, ConnectError> {
         let name = socket.to_fs_name::<GenericFilePath>().map_err(|e| {
             ConnectError::Other(CliError::new(
                 UNREACHABLE,
@@ -104,6 +125,24 @@ impl Client {
                 format!("cannot connect to the daemon at {}: {e}", socket.display()),
             )),
         })?;
+        if let Some(expected) = expected_uid {
+            let found = stream
+                .peer_creds()
+                .ok()
+                .and_then(|creds| creds.euid())
+                .ok_or_else(|| {
+                    ConnectError::Other(CliError::new(
+                        UNREACHABLE,
+                        format!(
+                            "cannot tell who runs the daemon at {}; nothing was sent to it",
+                            socket.display()
+                        ),
+                    ))
+                })?;
+            if found != expected {
+                return Err(ConnectError::WrongOwner(WrongOwner { expected, found }));
+            }
+        }
         let mut client = Client {
             reader: BufReader::new(Socket(stream)),
             out: Vec::new(),
@@ -114,6 +153,14 @@ impl Client {
         codec::encode_frame(&mut client.out, &Hello::current(), DEFAULT_MAX_FRAME)
             .map_err(|e| ConnectError::Other(CliError::new(FAILURE, e.to_string())))?;
         Ok(client)
+    }
+
+    /// A second descriptor of this connection's socket, with which another thread can
+    /// end it (`shutdown`) while this one waits for an answer (a worker that stops stops
+    /// its parked claim this way: the daemon sees the client leave and withdraws it).
+    pub fn closer(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.reader.get_ref().0.as_fd().try_clone_to_owned()
     }
 
     /// The connection's socket, for a caller that drives the protocol itself (the

@@ -13,6 +13,8 @@ pub const UNREACHABLE: i32 = 3;
 pub const NOT_FOUND: i32 = 4;
 /// Nothing to claim, or a wait timed out.
 pub const EMPTY: i32 = 5;
+/// Nothing claimed: the agent already holds as many tasks as its `--max-tasks`.
+pub const AT_LIMIT: i32 = 6;
 
 /// An error on its way to stderr and the exit status.
 #[derive(Debug)]

@@ -1,67 +1,21 @@
 //! Everything the client prints: JSON views with stable snake_case field names and RFC 3339
 //! times, aligned tables with relative times, and the detail view of one task or agent.
-//! Results go to stdout; `note` sends messages to stderr.
+//! Results go to stdout; `note` and `error` send messages to stderr. Everything a human
+//! view prints that a client may have written passes through [`escape`]: control
+//! characters show as visible escapes (`\e`, `\n`, `\x07`, `\u202e`); JSON stays exact.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::Serialize;
 
+pub use crate::client::escape::escape;
+use crate::protocol::shell::quote_word;
 use crate::protocol::types::now_millis;
-use crate::protocol::{Agent, Millis, Task};
+use crate::protocol::{Agent, HeartbeatReport, Millis, Task};
 
-/// A time as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.123Z`; a time past
-/// the year 9999 (which validation never lets in, but a damaged value must not crash
-/// whoever prints it) as `<ms>ms`.
-pub fn rfc3339(ms: Millis) -> String {
-    match rfc3339_bytes(ms) {
-        // The bytes are ASCII digits and separators.
-        Some(text) => text.iter().map(|&b| char::from(b)).collect(),
-        None => format!("{ms}ms"),
-    }
-}
-
-/// [`rfc3339`] as its 24 ASCII bytes, `None` past the year 9999. Computed directly rather
-/// than through a formatter, and without allocating: `task list --json` writes two to four
-/// per task, and building a `String` for each was 13 % of listing 100k tasks (perf,
-/// BENCHMARKS.md).
-fn rfc3339_bytes(ms: Millis) -> Option<[u8; 24]> {
-    if ms > crate::protocol::limits::MAX_TIME_MS {
-        return None;
-    }
-    let (days, in_day) = (ms / 86_400_000, ms % 86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let mut text = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, value: u64, digits: usize| {
-        let mut v = value;
-        for i in (0..digits).rev() {
-            text[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, in_day / 3_600_000, 2);
-    put(14, in_day / 60_000 % 60, 2);
-    put(17, in_day / 1000 % 60, 2);
-    put(20, in_day % 1000, 3);
-    Some(text)
-}
-
-/// (year, month, day) of the day `days` after 1970-01-01, in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
+pub use crate::protocol::rfc3339::rfc3339;
+use crate::protocol::rfc3339::rfc3339_bytes;
 
 /// A time relative to now, e.g. `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 pub fn relative(ms: Millis) -> String {
@@ -126,7 +80,19 @@ fn write_task(out: &mut Vec<u8>, task: &Task) {
     time(out, b",\"run_at\":", task.run_at);
     time(out, b",\"lease_until\":", task.lease_until);
     value(out, b",\"after\":", &task.after);
+    value(out, b",\"cwd\":", &task.cwd);
+    value(out, b",\"env\":", &EnvJson(&task.env));
+    value(out, b",\"timeout_ms\":", &task.timeout_ms);
     out.push(b'}');
+}
+
+/// A task's variables as one JSON object (names are unique), in the task's order.
+struct EnvJson<'a>(&'a [(String, String)]);
+
+impl Serialize for EnvJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+    }
 }
 
 #[derive(Serialize)]
@@ -273,24 +239,61 @@ pub fn agent_json(agent: &Agent) -> io::Result<()> {
     json(&AgentJson::from(agent))
 }
 
+/// A heartbeat's answer: the agent's fields, then what the heartbeat renewed, which named
+/// tasks the agent does not hold, and which held tasks it gave back.
+pub fn heartbeat_json(report: &HeartbeatReport) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct NotHeldJson<'a> {
+        id: u64,
+        status: Option<&'static str>,
+        agent: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct HeartbeatJson<'a> {
+        #[serde(flatten)]
+        agent: AgentJson<'a>,
+        renewed: &'a [u64],
+        not_held: Vec<NotHeldJson<'a>>,
+        released: &'a [u64],
+    }
+    json(&HeartbeatJson {
+        agent: AgentJson::from(&report.agent),
+        renewed: &report.renewed,
+        not_held: report
+            .not_held
+            .iter()
+            .map(|lost| NotHeldJson {
+                id: lost.id,
+                status: lost.status.map(|s| s.as_str()),
+                agent: lost.agent.as_deref(),
+            })
+            .collect(),
+        released: &report.released,
+    })
+}
+
 pub fn agents_json(agents: &[Agent]) -> io::Result<()> {
     json(&Each(agents, AgentJson::from))
 }
 
-/// Prints rows as a table with aligned columns; the last column is never padded.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+/// Prints rows as a table with aligned columns; the last column is never padded. Cells are
+/// printed as given: callers escape what a client wrote (`escape`).
+pub fn table<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.as_ref().chars().count());
         }
     }
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut line = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
+    let header: Vec<&str> = header.to_vec();
+    let rows = rows
+        .iter()
+        .map(|row| row.iter().map(AsRef::as_ref).collect::<Vec<&str>>());
+    for row in std::iter::once(header).chain(rows) {
         line.clear();
-        for (i, cell) in row.iter().enumerate() {
+        for (i, &cell) in row.iter().enumerate() {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
@@ -305,18 +308,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
 }
 
 pub fn task_table(tasks: &[Task]) -> io::Result<()> {
-    let rows: Vec<Vec<String>> = tasks
+    let rows: Vec<Vec<Cow<str>>> = tasks
         .iter()
         .map(|task| {
             vec![
-                task.id.to_string(),
-                task.status.to_string(),
-                task.priority.to_string(),
-                task.queue.clone(),
-                task.agent.clone().unwrap_or_else(|| "-".into()),
-                format!("{}/{}", task.attempts, task.max_attempts),
-                relative(task.updated_at),
-                task.title.clone(),
+                task.id.to_string().into(),
+                task.status.as_str().into(),
+                task.priority.to_string().into(),
+                escape(&task.queue),
+                task.agent.as_deref().map_or("-".into(), escape),
+                format!("{}/{}", task.attempts, task.max_attempts).into(),
+                relative(task.updated_at).into(),
+                escape(&task.title),
             ]
         })
         .collect();
@@ -329,15 +332,15 @@ pub fn task_table(tasks: &[Task]) -> io::Result<()> {
 }
 
 pub fn agent_table(agents: &[Agent]) -> io::Result<()> {
-    let rows: Vec<Vec<String>> = agents
+    let rows: Vec<Vec<Cow<str>>> = agents
         .iter()
         .map(|agent| {
             vec![
-                agent.name.clone(),
-                agent.status.to_string(),
-                format!("{}/{}", agent.running, agent.max_tasks),
-                relative(agent.last_heartbeat),
-                join_or_dash(&agent.capabilities),
+                escape(&agent.name),
+                agent.status.as_str().into(),
+                format!("{}/{}", agent.running, agent.max_tasks).into(),
+                relative(agent.last_heartbeat).into(),
+                join_or_dash(&agent.capabilities).into(),
             ]
         })
         .collect();
@@ -347,10 +350,12 @@ pub fn agent_table(agents: &[Agent]) -> io::Result<()> {
     )
 }
 
+/// The items, escaped, joined with commas; `-` for none.
 fn join_or_dash(items: &[String]) -> String {
     if items.is_empty() {
         "-".into()
     } else {
+        let items: Vec<Cow<str>> = items.iter().map(|item| escape(item)).collect();
         items.join(",")
     }
 }
@@ -359,12 +364,17 @@ fn join_or_dash(items: &[String]) -> String {
 pub fn task_details(task: &Task) -> io::Result<()> {
     let mut rows = vec![
         ("id", task.id.to_string()),
-        ("title", task.title.clone()),
+        ("title", escape(&task.title).into_owned()),
         ("status", task.status.to_string()),
-        ("queue", task.queue.clone()),
+        ("queue", escape(&task.queue).into_owned()),
         ("priority", task.priority.to_string()),
         ("requires", join_or_dash(&task.requires)),
-        ("agent", task.agent.clone().unwrap_or_else(|| "-".into())),
+        (
+            "agent",
+            task.agent
+                .as_deref()
+                .map_or("-".into(), |a| escape(a).into_owned()),
+        ),
         (
             "attempts",
             format!("{}/{}", task.attempts, task.max_attempts),
@@ -387,10 +397,10 @@ pub fn task_details(task: &Task) -> io::Result<()> {
         ),
     ];
     if let Some(result) = &task.result {
-        rows.push(("result", result.clone()));
+        rows.push(("result", escape(result).into_owned()));
     }
     if let Some(error) = &task.error {
-        rows.push(("error", error.clone()));
+        rows.push(("error", escape(error).into_owned()));
     }
     if let Some(at) = task.run_at {
         rows.push(("run at", format!("{} ({})", rfc3339(at), relative(at))));
@@ -402,13 +412,29 @@ pub fn task_details(task: &Task) -> io::Result<()> {
         let ids: Vec<String> = task.after.iter().map(u64::to_string).collect();
         rows.push(("after", ids.join(", ")));
     }
+    if let Some(timeout) = task.timeout_ms {
+        let timeout = humantime::format_duration(std::time::Duration::from_millis(timeout));
+        rows.push(("timeout", timeout.to_string()));
+    }
+    if let Some(cwd) = &task.cwd {
+        rows.push(("cwd", escape(cwd).into_owned()));
+    }
+    if !task.env.is_empty() {
+        // As `sh` would read them: each value quoted when it needs it.
+        let vars: Vec<String> = task
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={}", quote_word(value)))
+            .collect();
+        rows.push(("env", escape(&vars.join(" ")).into_owned()));
+    }
     rows.push(("payload", describe_payload(&task.payload)));
     details(&rows)
 }
 
 pub fn agent_details(agent: &Agent) -> io::Result<()> {
     details(&[
-        ("name", agent.name.clone()),
+        ("name", escape(&agent.name).into_owned()),
         ("status", agent.status.to_string()),
         ("capabilities", join_or_dash(&agent.capabilities)),
         ("running", format!("{}/{}", agent.running, agent.max_tasks)),
@@ -431,12 +457,13 @@ pub fn agent_details(agent: &Agent) -> io::Result<()> {
     ])
 }
 
-/// Short one-line payloads are shown; others are summarized (use `--payload` for the raw bytes).
+/// Short one-line payloads are shown (escaped); others are summarized (use `--payload` for
+/// the raw bytes).
 fn describe_payload(payload: &str) -> String {
     if payload.is_empty() {
         "-".into()
     } else if payload.len() <= 200 && !payload.contains('\n') {
-        payload.to_string()
+        escape(payload).into_owned()
     } else {
         format!(
             "({} bytes; `vapora task show ID --payload` prints it)",
@@ -445,6 +472,8 @@ fn describe_payload(payload: &str) -> String {
     }
 }
 
+/// Prints `key: value` lines. Values are printed as given: callers escape what a client
+/// wrote (`escape`).
 pub fn details(rows: &[(&str, String)]) -> io::Result<()> {
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -454,43 +483,25 @@ pub fn details(rows: &[(&str, String)]) -> io::Result<()> {
     out.flush()
 }
 
-/// A message for the person at the terminal (stderr), unless `--quiet`.
+/// A message for the person at the terminal (stderr), unless `--quiet`. Escaped as a whole
+/// (it may echo a name, a title or a reason a client sent), so callers pass text raw.
+/// A closed stderr is ignored: `eprintln!` would panic, and a worker that dies because
+/// the `tee` after it did would take its running tasks with it.
 pub fn note(quiet: bool, message: &str) {
     if !quiet {
-        eprintln!("{message}");
+        let _ = writeln!(std::io::stderr(), "{}", escape(message));
     }
+}
+
+/// An error on stderr as `vapora: MESSAGE`, escaped as a whole like `note`: the daemon's
+/// messages and the client's own may echo anything a client sent.
+pub fn error(message: &str) {
+    let _ = writeln!(std::io::stderr(), "vapora: {}", escape(message));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        let last = crate::protocol::limits::MAX_TIME_MS;
-        assert_eq!(rfc3339(last), "9999-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(last + 1), format!("{}ms", last + 1));
-    }
-
-    #[test]
-    fn times_match_humantime_across_the_calendar() {
-        // Leap days, century years, month ends: a prime step visits them all.
-        let mut ms = 0u64;
-        while ms <= crate::protocol::limits::MAX_TIME_MS {
-            let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-            let expected = humantime::format_rfc3339_millis(time).to_string();
-            assert_eq!(rfc3339(ms), expected, "{ms}");
-            ms += 7_919_993_417;
-        }
-        for leap in ["2000-02-29T12:00:00.000Z", "2024-02-29T00:00:00.001Z"] {
-            let time = humantime::parse_rfc3339(leap).unwrap();
-            let ms = time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-            assert_eq!(rfc3339(ms), leap);
-        }
-    }
 
     #[test]
     fn task_json_has_the_documented_fields_in_order() {
@@ -513,6 +524,9 @@ mod tests {
             lease_until: Some(1_700_000_060_000),
             lease_ms: None,
             after: vec![1, 2],
+            cwd: Some("/srv/app".into()),
+            env: vec![("Z".into(), "last".into()), ("A".into(), "a b".into())],
+            timeout_ms: Some(30_000),
         };
         let mut text = Vec::new();
         write_task(&mut text, &task);
@@ -523,7 +537,8 @@ mod tests {
             "agent": "w1", "attempts": 1, "max_attempts": 3,
             "created_at": "1970-01-01T00:00:00.000Z", "updated_at": "2023-11-14T22:13:20.123Z",
             "result": null, "error": "e", "run_at": null,
-            "lease_until": "2023-11-14T22:14:20.000Z", "after": [1, 2]
+            "lease_until": "2023-11-14T22:14:20.000Z", "after": [1, 2],
+            "cwd": "/srv/app", "env": {"Z": "last", "A": "a b"}, "timeout_ms": 30_000
         });
         assert_eq!(parsed, expected);
         let keys: Vec<&str> = parsed
@@ -550,6 +565,9 @@ mod tests {
             "run_at",
             "lease_until",
             "after",
+            "cwd",
+            "env",
+            "timeout_ms",
         ];
         let mut sorted = order.to_vec();
         sorted.sort_unstable();
@@ -566,7 +584,12 @@ mod tests {
         task.agent = None;
         let mut text = Vec::new();
         write_task(&mut text, &task);
-        assert!(String::from_utf8(text).unwrap().contains("\"agent\":null"));
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\"agent\":null"));
+        assert!(
+            text.contains("\"env\":{\"Z\":\"last\",\"A\":\"a b\"}"),
+            "{text}"
+        );
     }
 
     #[test]

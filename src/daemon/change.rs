@@ -8,7 +8,7 @@
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{Millis, Task, TaskId, TaskStatus};
 
-use super::registry::Availability;
+use super::availability::Availability;
 
 /// Serializable: the journal stores them as they are (`store/journal.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,6 +87,11 @@ pub enum Change {
     TasksPruned {
         ids: Vec<TaskId>,
     },
+    /// Ids below `next_id` may have been seen by clients, among them ids of changes rolled
+    /// back after a storage failure: they are never handed out again, after a restart too.
+    IdsUsed {
+        next_id: TaskId,
+    },
 }
 
 /// Why a task went back to the queue.
@@ -106,6 +111,9 @@ pub enum RequeueCause {
     Due,
     /// The last of its dependencies is done.
     DependenciesDone,
+    /// Its worker stopped before it ended and gave it back (`vapora work` stopping):
+    /// queued at once, the attempt refunded.
+    GivenBack,
 }
 
 impl RequeueCause {

@@ -16,6 +16,7 @@ use std::future::pending;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use interprocess::local_socket::traits::StreamCommon;
@@ -26,6 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::auth::{Access, Peer};
 use super::events;
 use super::handlers;
+use super::lock_hold;
 use super::shutdown::Phase;
 use super::state::AppState;
 use crate::daemon::queue::encoded_size_estimate;
@@ -41,6 +43,10 @@ const FLUSH_THRESHOLD: usize = 64 * 1024;
 const PAGE_BYTES: usize = 256 * 1024;
 /// Output buffer capacity kept between answers.
 const OUTBUF_KEEP: usize = 1024 * 1024;
+/// Input buffer capacity kept once a request was taken out of it. A connection that once
+/// sent a frame near `--max-frame` (16 MiB) and then sat idle kept that capacity: 32 such
+/// connections held 532 MB.
+const INBUF_KEEP: usize = 64 * 1024;
 /// How long a `shutdown` request waits for the socket to disappear before closing.
 const SHUTDOWN_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
@@ -51,6 +57,89 @@ pub struct Admission {
     pub handshake_timeout: Duration,
     /// The daemon already has its maximum of open connections.
     pub over_capacity: bool,
+    /// Shared by every connection: the room for large frames being received.
+    pub budget: Arc<FrameBudget>,
+}
+
+/// The bytes of large frames (above [`INBUF_KEEP`]) that all connections together may be
+/// receiving at once. Without it, `--max-connections` clients each sending a frame near
+/// `--max-frame` could make the daemon hold their product (16 GiB at the defaults). A
+/// connection reserves a large frame's length from its header before reading the body;
+/// one that would exceed the budget is told so and closed; the reservation is returned
+/// once the request is out of its buffer.
+pub struct FrameBudget {
+    limit: usize,
+    in_flight: AtomicUsize,
+}
+
+/// Large frames that may be in flight at once: the budget is this many full frames.
+pub const FRAMES_IN_FLIGHT: usize = 16;
+
+impl FrameBudget {
+    pub fn new(limit: usize) -> Arc<FrameBudget> {
+        Arc::new(FrameBudget {
+            limit,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Reserves `len` bytes, or says how many are in flight already.
+    fn reserve(self: &Arc<Self>, len: usize) -> Result<Reservation, usize> {
+        let mut current = self.in_flight.load(Ordering::SeqCst);
+        loop {
+            if current + len > self.limit {
+                return Err(current);
+            }
+            match self.in_flight.compare_exchange(
+                current,
+                current + len,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    return Ok(Reservation {
+                        budget: Arc::clone(self),
+                        len,
+                    });
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+/// Room taken from the [`FrameBudget`], given back when dropped.
+struct Reservation {
+    budget: Arc<FrameBudget>,
+    len: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.in_flight.fetch_sub(self.len, Ordering::SeqCst);
+    }
+}
+
+/// Why no frame could be read.
+enum ReadError {
+    Codec(CodecError),
+    /// Receiving this frame would exceed the [`FrameBudget`].
+    OverBudget {
+        len: usize,
+        in_flight: usize,
+    },
+}
+
+impl From<CodecError> for ReadError {
+    fn from(error: CodecError) -> ReadError {
+        ReadError::Codec(error)
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(error: io::Error) -> ReadError {
+        ReadError::Codec(CodecError::Io(error))
+    }
 }
 
 pub async fn serve(stream: Stream, state: Arc<AppState>, admission: Admission) {
@@ -60,6 +149,8 @@ pub async fn serve(stream: Stream, state: Arc<AppState>, admission: Admission) {
         inbuf: Vec::new(),
         outbuf: Vec::new(),
         max_frame: admission.max_frame,
+        budget: Arc::clone(&admission.budget),
+        reserved: None,
     };
     let served = match connection.refusal(&admission) {
         // Refused before anything the client sent is read.
@@ -78,6 +169,9 @@ struct Connection {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     max_frame: usize,
+    budget: Arc<FrameBudget>,
+    /// The budget a large frame being received holds.
+    reserved: Option<Reservation>,
 }
 
 /// What the reader found at the front of the input.
@@ -123,19 +217,33 @@ impl Connection {
             let range = match self.next_frame(state).await {
                 Ok(Incoming::Frame(range)) => range,
                 Ok(Incoming::Closed | Incoming::Stopping) => return self.flush().await,
-                Err(CodecError::TooLarge { len, max }) => {
+                Err(ReadError::Codec(CodecError::TooLarge { len, max })) => {
                     let error = ErrorBody::invalid(format!(
                         "frame of {len} bytes is larger than the limit of {max}; closing"
                     ));
                     self.queue_answer(0, Err(error));
                     return self.flush().await;
                 }
-                Err(CodecError::Io(e)) => return Err(e),
-                Err(e) => return Err(io::Error::other(e.to_string())),
+                Err(ReadError::OverBudget { len, in_flight }) => {
+                    tracing::warn!(len, in_flight, "refused a large frame: too much in flight");
+                    let error = ErrorBody::unavailable(format!(
+                        "the daemon is receiving {} MiB of large requests already; this one \
+                         ({} MiB) would exceed its budget; try again shortly (closing)",
+                        in_flight / (1024 * 1024),
+                        len.div_ceil(1024 * 1024)
+                    ));
+                    self.queue_answer(0, Err(error));
+                    return self.flush().await;
+                }
+                Err(ReadError::Codec(CodecError::Io(e))) => return Err(e),
+                Err(ReadError::Codec(e)) => return Err(io::Error::other(e.to_string())),
             };
             let started = Instant::now();
             let decoded = decode_request(&self.inbuf[range.clone()]);
             self.inbuf.drain(..range.end);
+            self.shrink_inbuf();
+            // The frame is out of the buffer (decoded): its room goes back to the budget.
+            self.reserved = None;
             let (id, request) = match decoded {
                 Ok(pair) => pair,
                 Err((id, error)) => {
@@ -156,11 +264,11 @@ impl Connection {
                 self.flush().await?;
                 tokio::select! {
                     biased;
-                    result = handlers::dispatch(state, request) => Some(result),
-                    () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => None,
+                    result = lock_hold::serving(kind, handlers::dispatch(state, request)) => Some(result),
+                    () = client_gone(&self.stream, &mut self.inbuf) => None,
                 }
             } else {
-                Some(handlers::dispatch(state, request).await)
+                Some(lock_hold::serving(kind, handlers::dispatch(state, request)).await)
             };
             let Some(result) = served else {
                 tracing::debug!(
@@ -237,7 +345,7 @@ impl Connection {
             let next = tokio::select! {
                 biased;
                 () = state.shutdown.reached(Phase::Stopping) => break,
-                () = client_gone(&self.stream, &mut self.inbuf, self.max_frame) => return Ok(()),
+                () = client_gone(&self.stream, &mut self.inbuf) => return Ok(()),
                 next = events.recv() => next,
             };
             let event = match next {
@@ -271,7 +379,7 @@ impl Connection {
             }
             Ok(Ok(Some(range))) => range,
             Ok(Ok(None)) => return Ok(false),
-            Ok(Err(CodecError::Io(e))) => return Err(e),
+            Ok(Err(ReadError::Codec(CodecError::Io(e)))) => return Err(e),
             Ok(Err(_)) => {
                 self.answer_handshake(refusal(
                     "the handshake frame is too large; not a vapora client",
@@ -313,7 +421,7 @@ impl Connection {
 
     /// Waits for the next complete frame, unless the daemon starts shutting down while the
     /// connection is idle.
-    async fn next_frame(&mut self, state: &AppState) -> Result<Incoming, CodecError> {
+    async fn next_frame(&mut self, state: &AppState) -> Result<Incoming, ReadError> {
         if let Some(len) = codec::complete_frame(&self.inbuf, self.max_frame)? {
             return Ok(Incoming::Frame(HEADER_LEN..HEADER_LEN + len));
         }
@@ -328,12 +436,30 @@ impl Connection {
         }
     }
 
+    /// Gives back the input buffer's capacity beyond [`INBUF_KEEP`] once what it still
+    /// holds (pipelined requests read ahead) fits in that.
+    fn shrink_inbuf(&mut self) {
+        if self.inbuf.capacity() > INBUF_KEEP && self.inbuf.len() <= INBUF_KEEP {
+            self.inbuf.shrink_to(INBUF_KEEP);
+        }
+    }
+
     /// Reads until `inbuf` holds a complete frame; returns its body range. `Ok(None)` when
     /// the client closed the connection between frames.
-    async fn read_frame(&mut self) -> Result<Option<Range<usize>>, CodecError> {
+    async fn read_frame(&mut self) -> Result<Option<Range<usize>>, ReadError> {
         loop {
             if let Some(len) = codec::complete_frame(&self.inbuf, self.max_frame)? {
                 return Ok(Some(HEADER_LEN..HEADER_LEN + len));
+            }
+            if self.reserved.is_none()
+                && let Some(len) = codec::announced_len(&self.inbuf, self.max_frame)?
+                && len > INBUF_KEEP
+            {
+                let reservation = self
+                    .budget
+                    .reserve(len)
+                    .map_err(|in_flight| ReadError::OverBudget { len, in_flight })?;
+                self.reserved = Some(reservation);
             }
             self.inbuf.reserve(8 * 1024);
             let mut reader = &self.stream;
@@ -439,6 +565,7 @@ fn may_block(request: &Request) -> bool {
     match request {
         Request::Claim { wait_ms, .. } => *wait_ms > 0,
         Request::Wait { .. } => true,
+        Request::ReadOutput { follow, .. } => *follow,
         _ => false,
     }
 }
@@ -453,13 +580,14 @@ fn refusal(reason: &str) -> Welcome {
 }
 
 /// Resolves when the client has gone (or the socket fails). Bytes it pipelines in the
-/// meantime are kept in `inbuf` for later, up to about one frame; beyond that, reading
-/// stops until the current request is answered. A client that only shut down its writing
-/// side has not gone: it is waiting for its answers.
-async fn client_gone(stream: &Stream, inbuf: &mut Vec<u8>, max_frame: usize) {
+/// meantime are kept in `inbuf` for later, up to [`INBUF_KEEP`] (a large frame is read
+/// later, by `read_frame`, under the [`FrameBudget`]); beyond that, reading stops until
+/// the current request is answered. A client that only shut down its writing side has not
+/// gone: it is waiting for its answers.
+async fn client_gone(stream: &Stream, inbuf: &mut Vec<u8>) {
     let mut reader = stream;
     loop {
-        if inbuf.len() > max_frame + HEADER_LEN {
+        if inbuf.len() > INBUF_KEEP {
             return pending().await;
         }
         inbuf.reserve(8 * 1024);

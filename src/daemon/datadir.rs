@@ -8,31 +8,36 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "VAPORA_DATA_DIR";
 
-/// `$XDG_DATA_HOME/vapora` (usually `~/.local/share/vapora`).
-pub fn default_data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "vapora").map(|dirs| dirs.data_dir().to_path_buf())
+/// Fsyncs a directory, so that the entries created or removed in it survive a power cut.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Holds the data dir's lock until dropped.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    file: File,
 }
 
 /// Creates the data dir if needed (mode 0700) and takes its lock, or explains who holds it.
 pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
+    let created = !dir.exists();
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    if created && let Some(parent) = dir.parent() {
+        // The new directory's entry must survive a power cut like what goes into it.
+        sync_dir(parent).with_context(|| format!("cannot sync {}", parent.display()))?;
+    }
     let path = dir.join("vapora.lock");
     let mut file = match OpenOptions::new()
         .read(true)
@@ -73,9 +78,16 @@ pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
             dir.display()
         );
     }
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{}", std::process::id());
-    let _ = file.flush();
-    Ok(DataDirLock { _file: file })
+    Ok(DataDirLock { file })
+}
+
+impl DataDirLock {
+    /// Writes our pid into the lock file, for the message a second daemon prints. Called
+    /// once the data dir was found fit to start on: a start that is refused changes nothing.
+    pub fn record_pid(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.rewind();
+        let _ = write!(self.file, "{}", std::process::id());
+        let _ = self.file.flush();
+    }
 }

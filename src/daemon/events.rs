@@ -153,7 +153,7 @@ fn describe(change: &Change) -> Option<Event> {
             at,
             ..
         } => {
-            let when = crate::client::output::rfc3339(*run_at);
+            let when = crate::protocol::rfc3339::rfc3339(*run_at);
             Event {
                 detail: Some(match error {
                     Some(error) => format!("{error}; runs at {when}"),
@@ -188,7 +188,8 @@ fn describe(change: &Change) -> Option<Event> {
         },
         Change::LeaseExtended { .. }
         | Change::AgentHeartbeat { .. }
-        | Change::TasksPruned { .. } => {
+        | Change::TasksPruned { .. }
+        | Change::IdsUsed { .. } => {
             return None;
         }
     })

@@ -23,6 +23,8 @@ struct RequestMetric {
     count: AtomicU64,
     errors: AtomicU64,
     sum_us: AtomicU64,
+    /// The longest the queue lock was held by one request of this kind.
+    lock_hold_max_us: AtomicU64,
     /// Per-bucket (not cumulative) counts; the extra last slot is +Inf.
     buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
 }
@@ -38,12 +40,25 @@ pub struct Metrics {
     requests: [RequestMetric; RequestKind::ALL.len()],
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    /// The longest the queue lock was held outside any request (timers, releases).
+    background_hold_max_us: AtomicU64,
+    /// `task wait` requests being served (most of them parked until their tasks end).
+    waits_in_progress: AtomicU64,
+}
+
+/// Counts one `task wait` as in progress until dropped.
+pub struct WaitInProgress<'a>(&'a AtomicU64);
+
+impl Drop for WaitInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Metrics {
     pub fn observe_request(&self, kind: RequestKind, elapsed: Duration, ok: bool) {
         let metric = &self.requests[kind.index()];
-        let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        let us = micros(elapsed);
         metric.count.fetch_add(1, Relaxed);
         if !ok {
             metric.errors.fetch_add(1, Relaxed);
@@ -54,6 +69,30 @@ impl Metrics {
             .position(|&bound| us <= bound)
             .unwrap_or(LATENCY_BUCKETS_US.len());
         metric.buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a `task wait` as in progress for as long as the returned guard lives.
+    pub fn wait_started(&self) -> WaitInProgress<'_> {
+        self.waits_in_progress.fetch_add(1, Relaxed);
+        WaitInProgress(&self.waits_in_progress)
+    }
+
+    pub fn waits_in_progress(&self) -> u64 {
+        self.waits_in_progress.load(Relaxed)
+    }
+
+    /// Records a hold of the queue lock made while serving a request of this kind.
+    pub fn observe_lock_hold(&self, kind: RequestKind, held: Duration) {
+        raise(&self.requests[kind.index()].lock_hold_max_us, micros(held));
+    }
+
+    /// Records a hold of the queue lock made outside any request.
+    pub fn observe_background_hold(&self, held: Duration) {
+        raise(&self.background_hold_max_us, micros(held));
+    }
+
+    pub fn background_hold_max_us(&self) -> u64 {
+        self.background_hold_max_us.load(Relaxed)
     }
 
     /// Adds committed task transitions to the counters.
@@ -113,10 +152,24 @@ impl Metrics {
                     errors: metric.errors.load(Relaxed),
                     latency_sum_us: metric.sum_us.load(Relaxed),
                     latency_cumulative,
+                    lock_hold_max_us: metric.lock_hold_max_us.load(Relaxed),
                 }
             })
             .collect()
     }
+}
+
+/// Raises a maximum. Nearly every hold is shorter than the longest so far: a plain load
+/// sees that without the locked write (and the cache-line transfer between cores) that
+/// `fetch_max` always makes.
+fn raise(max: &AtomicU64, value: u64) {
+    if value > max.load(Relaxed) {
+        max.fetch_max(value, Relaxed);
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros().min(u64::MAX as u128) as u64
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! socket, lets in-flight requests finish and exits.
 
 pub mod auth;
+pub mod availability;
 pub mod change;
 pub mod clock;
 mod connection;
@@ -12,6 +13,8 @@ pub mod datadir;
 mod events;
 mod handlers;
 mod lifecycle;
+mod lock_hold;
+pub mod logs;
 pub mod metrics;
 pub mod parked;
 pub mod queue;
@@ -36,9 +39,7 @@ use tokio::task::JoinSet;
 use shutdown::Phase;
 use state::AppState;
 
-/// Environment variable through which an autostarting client passes the write end of a
-/// pipe; the daemon writes one line to it once it accepts connections.
-pub const READY_FD_ENV: &str = "VAPORA_READY_FD";
+use crate::readiness::READY_FD_ENV;
 
 /// How long in-flight requests get to finish after a shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +66,8 @@ pub struct DaemonOptions {
     /// Finished tasks are deleted this long after they finished.
     pub retain: Duration,
     pub lifecycle: state::Lifecycle,
+    /// Most bytes of output kept per task (`--max-log`).
+    pub max_log: u64,
 }
 
 /// Runs the daemon in the foreground until it is told to stop.
@@ -92,10 +95,17 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         .check_fits(options.max_frame)
         .map_err(anyhow::Error::msg)?;
     let access = Arc::new(auth::Access::new(options.allow_group.as_deref())?);
-    let _lock = datadir::lock(&options.data_dir)?;
+    let budget = connection::FrameBudget::new(
+        connection::FRAMES_IN_FLIGHT.saturating_mul(options.max_frame),
+    );
+    let mut lock = datadir::lock(&options.data_dir)?;
     let db_path = options.data_dir.join("vapora.db");
     let (store, snapshot, writer) = store::Store::open(&db_path, options.sync)
         .with_context(|| format!("cannot open {}", db_path.display()))?;
+    lock.record_pid();
+    let logs_dir = options.data_dir.join("logs");
+    let logs = logs::Logs::open(logs_dir.clone(), options.max_log)
+        .with_context(|| format!("cannot create {}", logs_dir.display()))?;
     // A task stored under larger limits could never be answered (and a claim of it would
     // fail forever at the head of its lane): refuse to start rather than serve it.
     if let Some((id, size)) = snapshot.tasks.task_larger_than(options.max_frame) {
@@ -129,6 +139,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         options.lifecycle,
         options.limits,
     );
+    state.set_logs(logs);
+    // The socket file's own mode (systemd's SocketMode= when it passed the socket).
+    let open_to_others = std::fs::metadata(&socket_path).map_or(true, |meta| {
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+    });
+    state.set_admits_others(open_to_others || options.allow_group.is_some());
     let recovery: std::sync::Weak<dyn store::Recovery> = {
         let weak: std::sync::Weak<AppState> = Arc::downgrade(&state);
         weak
@@ -164,6 +180,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
                         max_frame: options.max_frame,
                         handshake_timeout: options.handshake_timeout,
                         over_capacity: connections.len() >= options.max_connections,
+                        budget: Arc::clone(&budget),
                     };
                     connections.spawn(connection::serve(stream, Arc::clone(&state), limits));
                 }

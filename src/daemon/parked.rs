@@ -118,18 +118,38 @@ impl ParkedClaims {
 }
 
 /// `task wait` callers, per task.
+///
+/// Registering costs O(1) however many waits are parked on the same task: a waiter that
+/// left (timed out, disconnected) is not searched for at each registration, but swept
+/// when its task's list has doubled since the last sweep, which keeps the list within
+/// twice the live waiters (amortized O(1) per registration). Before, every registration
+/// swept the whole list: parked waits on one task made each new one quadratic, under the
+/// queue lock.
 #[derive(Debug, Default)]
 pub struct TaskWatchers {
-    by_task: HashMap<TaskId, Vec<oneshot::Sender<()>>>,
+    by_task: HashMap<TaskId, Watchers>,
 }
+
+#[derive(Debug, Default)]
+struct Watchers {
+    waiting: Vec<oneshot::Sender<()>>,
+    /// How many were left after the last sweep.
+    after_sweep: usize,
+}
+
+/// A list this short is never swept.
+const SWEEP_FROM: usize = 16;
 
 impl TaskWatchers {
     /// Returns a receiver that fires when task `id` ends.
     pub fn watch(&mut self, id: TaskId) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         let watchers = self.by_task.entry(id).or_default();
-        watchers.retain(|w| !w.is_closed());
-        watchers.push(tx);
+        if watchers.waiting.len() >= SWEEP_FROM.max(2 * watchers.after_sweep) {
+            watchers.waiting.retain(|w| !w.is_closed());
+            watchers.after_sweep = watchers.waiting.len();
+        }
+        watchers.waiting.push(tx);
         rx
     }
 
@@ -140,10 +160,58 @@ impl TaskWatchers {
         }
         for change in changes {
             if let Change::TaskFinished { id, .. } = change {
-                for watcher in self.by_task.remove(id).unwrap_or_default() {
+                let watchers = self.by_task.remove(id).unwrap_or_default();
+                for watcher in watchers.waiting {
                     let _ = watcher.send(());
                 }
             }
         }
+    }
+
+    /// Entries kept for task `id`, live or not yet swept (for tests of the bound).
+    #[cfg(test)]
+    fn kept(&self, id: TaskId) -> usize {
+        self.by_task.get(&id).map_or(0, |w| w.waiting.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(id: TaskId) -> Change {
+        Change::TaskFinished {
+            id,
+            queue: "default".into(),
+            agent: None,
+            status: crate::protocol::TaskStatus::Done,
+            result: None,
+            error: None,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn waiters_that_left_are_swept_and_the_list_stays_within_twice_the_live_ones() {
+        let mut watchers = TaskWatchers::default();
+        let mut live = Vec::new();
+        for i in 0..10_000 {
+            let rx = watchers.watch(7);
+            // One in ten stays; the others time out at once.
+            if i % 10 == 0 {
+                live.push(rx);
+            }
+        }
+        assert!(
+            watchers.kept(7) <= 2 * live.len() + SWEEP_FROM,
+            "{} entries kept for {} live waiters",
+            watchers.kept(7),
+            live.len()
+        );
+        watchers.notify(&[finished(7)]);
+        for mut rx in live {
+            assert_eq!(rx.try_recv(), Ok(()), "every live waiter is woken");
+        }
+        assert_eq!(watchers.kept(7), 0);
     }
 }

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use super::change::{Change, RequeueCause};
 use super::record::Record;
-use crate::protocol::{ErrorBody, Millis, NewTask, Task, TaskFilter, TaskId, TaskStatus};
+use crate::protocol::{
+    ErrorBody, Millis, NewTask, NotHeld, Task, TaskFilter, TaskId, TaskOutcome, TaskStatus,
+};
 
 /// The facts about an agent that decide what it may claim.
 #[derive(Debug, Clone, Copy)]
@@ -242,6 +244,15 @@ impl TaskQueue {
         self.record(id).map(Record::to_task)
     }
 
+    /// Where task `id` stands, without copying its texts.
+    pub fn outcome(&self, id: TaskId) -> Option<TaskOutcome> {
+        self.record(id).map(|task| TaskOutcome {
+            id,
+            status: task.status,
+            attempts: task.attempts,
+        })
+    }
+
     /// The agent running task `id`, if it is running.
     pub fn running_agent(&self, id: TaskId) -> Option<&str> {
         self.record(id)
@@ -361,6 +372,9 @@ impl TaskQueue {
             lease_until: None,
             lease_ms: new.lease_ms,
             after: new.after,
+            cwd: new.cwd,
+            env: new.env,
+            timeout_ms: new.timeout_ms,
         };
         self.count(&task.queue, task.status, 1);
         let seq = self.take_seq();
@@ -458,23 +472,91 @@ impl TaskQueue {
         Some(claimed)
     }
 
-    /// Renews the leases of every task `agent` runs (it showed a sign of life).
-    pub fn extend_leases(&mut self, agent: &str, now: Millis, changes: &mut Vec<Change>) {
-        for id in self.running_of(agent) {
-            let Some(stored) = self.tasks.get_mut(&id) else {
-                continue;
-            };
-            let lease_ms = stored.lease_ms().unwrap_or(self.policy.lease_ms);
-            let until = now.saturating_add(lease_ms);
-            if let Some(old) = stored.lease_until.replace(until) {
-                self.leases.remove(&(old, id));
-            }
-            self.leases.insert((until, id));
-            changes.push(Change::LeaseExtended {
-                id,
-                lease_until: until,
-            });
+    /// Renews the leases of every task `agent` runs (a heartbeat that names no task);
+    /// returns their ids.
+    pub fn extend_leases(
+        &mut self,
+        agent: &str,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Vec<TaskId> {
+        let ids = self.running_of(agent);
+        for &id in &ids {
+            self.renew_lease(id, now, changes);
         }
+        ids
+    }
+
+    /// Renews the leases of the tasks in `ids` that `agent` runs; returns those (renewed)
+    /// and those it does not run (any more), with what became of them. One pass over `ids`.
+    pub fn renew_named(
+        &mut self,
+        agent: &str,
+        ids: &[TaskId],
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> (Vec<TaskId>, Vec<NotHeld>) {
+        let mut renewed = Vec::new();
+        let mut not_held = Vec::new();
+        for &id in ids {
+            match self.record(id) {
+                Some(task)
+                    if task.status == TaskStatus::Running
+                        && task.agent.as_deref() == Some(agent) =>
+                {
+                    self.renew_lease(id, now, changes);
+                    renewed.push(id);
+                }
+                task => not_held.push(NotHeld {
+                    id,
+                    status: task.map(|t| t.status),
+                    agent: task
+                        .filter(|t| t.status == TaskStatus::Running)
+                        .and_then(|t| t.agent.as_deref().map(str::to_string)),
+                }),
+            }
+        }
+        (renewed, not_held)
+    }
+
+    /// Takes back every task `agent` runs that is not in `keep` (sorted): its one owner
+    /// says it runs nothing else, so those are tasks whose claim answer was lost. Each is
+    /// requeued with its attempt counted (or fails when out of attempts), as when a lease
+    /// runs out; returns their ids.
+    pub fn take_back_unnamed(
+        &mut self,
+        agent: &str,
+        keep: &[TaskId],
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Vec<TaskId> {
+        let orphans: Vec<TaskId> = self
+            .running_of(agent)
+            .into_iter()
+            .filter(|id| keep.binary_search(id).is_err())
+            .collect();
+        for &id in &orphans {
+            let reason = format!("agent {agent} does not run it (its heartbeat named other tasks)");
+            self.expire(id, reason, now, changes);
+        }
+        orphans
+    }
+
+    /// Moves a running task's lease to `now` plus its length.
+    fn renew_lease(&mut self, id: TaskId, now: Millis, changes: &mut Vec<Change>) {
+        let Some(stored) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let lease_ms = stored.lease_ms().unwrap_or(self.policy.lease_ms);
+        let until = now.saturating_add(lease_ms);
+        if let Some(old) = stored.lease_until.replace(until) {
+            self.leases.remove(&(old, id));
+        }
+        self.leases.insert((until, id));
+        changes.push(Change::LeaseExtended {
+            id,
+            lease_until: until,
+        });
     }
 
     /// When `by` names an agent, checks that it is the one running task `id`.
@@ -605,6 +687,20 @@ impl TaskQueue {
         }
     }
 
+    /// `running` → `queued` at once, the attempt refunded: its worker stopped before it
+    /// ended (the caller checked that the worker holds it).
+    pub fn give_back(
+        &mut self,
+        id: TaskId,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<Task, ErrorBody> {
+        self.expect_status(id, &[TaskStatus::Running], "give back")?;
+        self.refund(id, RequeueCause::GivenBack, now, changes);
+        self.get(id)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))
+    }
+
     /// Makes due every scheduled task whose time has come and expires every lease that ran
     /// out. Returns whether anything happened.
     pub fn fire_due(&mut self, now: Millis, changes: &mut Vec<Change>) -> bool {
@@ -642,11 +738,12 @@ impl TaskQueue {
         self.finished.first().map(|&(at, _)| at)
     }
 
-    /// Deletes finished tasks last updated at or before `cutoff`; returns their ids.
-    pub fn prune(&mut self, cutoff: Millis, changes: &mut Vec<Change>) -> Vec<TaskId> {
+    /// Deletes finished tasks last updated at or before `cutoff`, the oldest first and at
+    /// most `most` of them; returns their ids.
+    pub fn prune(&mut self, cutoff: Millis, most: usize, changes: &mut Vec<Change>) -> Vec<TaskId> {
         let mut ids = Vec::new();
         while let Some(&(at, id)) = self.finished.first() {
-            if at > cutoff {
+            if at > cutoff || ids.len() >= most {
                 break;
             }
             self.finished.pop_first();
@@ -691,51 +788,67 @@ impl TaskQueue {
         }
     }
 
-    /// Tasks matching `filter`, in id order.
-    /// Stops (with an error naming how many fitted) once the tasks' size passes
-    /// `byte_budget`, so that no request makes the daemon copy more than a frame's worth.
-    pub fn list(&self, filter: &TaskFilter, byte_budget: usize) -> Result<Vec<Task>, ErrorBody> {
-        let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
-        let start = filter.after.map_or(Bound::Unbounded, Bound::Excluded);
-        let matching = self
-            .tasks
-            .range((start, Bound::Unbounded))
-            .map(|(_, task)| task)
-            .filter(|task| filter.statuses.is_empty() || filter.statuses.contains(&task.status))
-            .filter(|task| filter.queue.as_deref().is_none_or(|q| &*task.queue == q))
-            .filter(|task| {
-                filter
+    /// One step of a list: looks at no more than `look_at` tasks after `after`, in id
+    /// order, and appends to `out` those matching `filter` (its statuses, queue and agent;
+    /// not its `after` or `limit`), no more than `copy_most`. Counts their encoded size in
+    /// `bytes`: an error once it would pass `byte_budget`, the most one answer may hold.
+    /// Returns the id to go on after, or `None` once the end is reached. The caller takes
+    /// the lock for each step, so that no list holds it for long, whatever the queue size
+    /// and however few tasks match.
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_step(
+        &self,
+        filter: &TaskFilter,
+        after: Option<TaskId>,
+        look_at: usize,
+        copy_most: usize,
+        byte_budget: usize,
+        bytes: &mut usize,
+        out: &mut Vec<Task>,
+    ) -> Result<Option<TaskId>, ErrorBody> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let (mut looked, mut copied) = (0, 0);
+        for (&id, task) in self.tasks.range((start, Bound::Unbounded)) {
+            looked += 1;
+            let matches = (filter.statuses.is_empty() || filter.statuses.contains(&task.status))
+                && filter.queue.as_deref().is_none_or(|q| &*task.queue == q)
+                && filter
                     .agent
                     .as_deref()
-                    .is_none_or(|a| task.agent.as_deref() == Some(a))
-            })
-            .take(limit);
+                    .is_none_or(|a| task.agent.as_deref() == Some(a));
+            if matches {
+                let task = task.to_task();
+                *bytes += encoded_size_estimate(&task);
+                if *bytes > byte_budget {
+                    return Err(ErrorBody::invalid(format!(
+                        "the list would be larger than {byte_budget} bytes, the most one \
+                         answer holds ({} tasks fit): ask for fewer with --status or --queue, \
+                         or page through it with --limit and --after",
+                        out.len()
+                    )));
+                }
+                out.push(task);
+                copied += 1;
+            }
+            if looked >= look_at || copied >= copy_most {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many tasks a list with this filter can hold at most: every task, when nothing
+    /// but a limit filters them (to size the list once instead of growing it).
+    pub fn list_capacity(&self, filter: &TaskFilter, byte_budget: usize) -> usize {
         let unfiltered = filter.statuses.is_empty()
             && filter.queue.is_none()
             && filter.agent.is_none()
             && filter.after.is_none();
-        // Copying out every task is the common case: sized once, not grown by doubling
-        // (but never beyond what the byte budget lets through).
-        let mut tasks = Vec::with_capacity(if unfiltered {
-            self.tasks.len().min(limit).min(byte_budget / 64)
-        } else {
-            0
-        });
-        let mut bytes = 0usize;
-        for record in matching {
-            let task = record.to_task();
-            bytes += encoded_size_estimate(&task);
-            if bytes > byte_budget {
-                return Err(ErrorBody::invalid(format!(
-                    "the list would be larger than {byte_budget} bytes, the most one answer \
-                     holds ({} tasks fit): ask for fewer with --status or --queue, or page \
-                     through it with --limit and --after",
-                    tasks.len()
-                )));
-            }
-            tasks.push(task);
+        if !unfiltered {
+            return 0;
         }
-        Ok(tasks)
+        let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
+        self.tasks.len().min(limit).min(byte_budget / 64)
     }
 
     /// A stored task too large to send in a frame of `max_frame` bytes, with its size:
@@ -773,6 +886,12 @@ impl TaskQueue {
         if let Some(per_status) = self.counts.get_mut(queue) {
             let n = &mut per_status[status.index()];
             *n = n.saturating_add_signed(delta);
+            if per_status.iter().all(|&n| n == 0) {
+                // No task names this queue any more (every record is counted under one
+                // status): forget it, so queue names used once do not pile up.
+                self.counts.remove(queue);
+                self.queue_names.remove(queue);
+            }
         } else if delta > 0 {
             let mut per_status = [0; TaskStatus::ALL.len()];
             per_status[status.index()] = delta as u64;
@@ -849,8 +968,9 @@ impl TaskQueue {
         if status.is_finished() {
             self.finished.insert((now, id));
         }
-        self.count(&queue, old, -1);
+        // Up before down: the queue never looks empty (and forgotten) on the way.
         self.count(&queue, status, 1);
+        self.count(&queue, old, -1);
         self.tasks.get_mut(&id).map(Box::as_mut)
     }
 
@@ -1298,6 +1418,89 @@ mod tests {
         );
         let got = queue.claim(who, &["mail".into()], 1, &mut Vec::new());
         assert_eq!(got.map(|t| t.id), Some(mail));
+    }
+
+    #[test]
+    fn a_list_read_in_small_steps_is_the_list_read_at_once() {
+        let mut queue = TaskQueue::new();
+        let mut changes = Vec::new();
+        for i in 0..100 {
+            let id = queue.add(NewTask::new(format!("t{i}")), 1, &mut changes);
+            if i % 3 == 0 {
+                queue.cancel(id, 2, &mut changes).unwrap();
+            }
+        }
+        let filter = TaskFilter {
+            statuses: vec![TaskStatus::Cancelled],
+            ..TaskFilter::default()
+        };
+        let read = |look_at: usize, copy_most: usize| {
+            let (mut out, mut bytes, mut after, mut steps) = (Vec::new(), 0, None, 0);
+            loop {
+                steps += 1;
+                let step = queue.list_step(
+                    &filter,
+                    after,
+                    look_at,
+                    copy_most,
+                    usize::MAX,
+                    &mut bytes,
+                    &mut out,
+                );
+                match step.unwrap() {
+                    Some(id) => after = Some(id),
+                    None => break,
+                }
+            }
+            (out.iter().map(|t| t.id).collect::<Vec<_>>(), steps)
+        };
+        let (at_once, one_step) = read(usize::MAX, usize::MAX);
+        assert_eq!(one_step, 1);
+        assert_eq!(at_once.len(), 34);
+        let (in_steps, steps) = read(7, 3);
+        assert_eq!(in_steps, at_once);
+        assert!(steps >= 15, "{steps} steps");
+        // The byte budget counts across steps.
+        let (mut out, mut bytes) = (Vec::new(), 0);
+        let first = queue.list_step(&filter, None, 50, 3, 400, &mut bytes, &mut out);
+        let after = first.unwrap();
+        let second = queue.list_step(&filter, after, 50, 3, 400, &mut bytes, &mut out);
+        assert!(
+            second
+                .unwrap_err()
+                .message
+                .contains("larger than 400 bytes")
+        );
+    }
+
+    #[test]
+    fn a_queue_whose_tasks_are_all_pruned_is_forgotten() {
+        let mut queue = TaskQueue::new();
+        let mut changes = Vec::new();
+        for i in 0..100 {
+            let mut new = NewTask::new("t");
+            new.queue = format!("q{i}");
+            let id = queue.add(new, 1, &mut changes);
+            queue.cancel(id, 2, &mut changes).unwrap();
+        }
+        let mut kept = NewTask::new("kept");
+        kept.queue = "q0".into();
+        queue.add(kept, 3, &mut changes);
+        assert_eq!(queue.prune(2, 60, &mut changes).len(), 60);
+        assert_eq!(queue.prune(2, usize::MAX, &mut changes).len(), 40);
+        assert_eq!(queue.counts.len(), 1, "only q0 still has a task");
+        assert_eq!(queue.queue_names.len(), 1);
+        assert_eq!(
+            queue.counts(),
+            vec![("q0".to_string(), TaskStatus::Queued, 1)]
+        );
+        // Its one task changing status does not make q0 look empty on the way.
+        assert!(claim(&mut queue, "w", &[], 1).is_some());
+        assert_eq!(queue.queue_names.len(), 1);
+        assert_eq!(
+            queue.counts(),
+            vec![("q0".to_string(), TaskStatus::Running, 1)]
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! A queued task is most of what a big queue holds, so its record keeps only what every
 //! task has inline (about 136 bytes): the title and payload as boxed strings, the queue
 //! name shared by every task of that queue, and the fields that only some tasks use
-//! (capabilities, dependencies, a result or error, a delay, an own lease) behind one
-//! optional box. `vapora-bench memory` measures the whole cost per queued task.
+//! (capabilities, dependencies, a result or error, a delay, an own lease, how to run it)
+//! behind one optional box. `vapora-bench memory` measures the whole cost per queued task.
 
 use std::sync::Arc;
 
@@ -40,6 +40,9 @@ struct Rare {
     run_at: Option<Millis>,
     lease_ms: Option<u64>,
     after: Vec<TaskId>,
+    cwd: Option<String>,
+    env: Vec<(String, String)>,
+    timeout_ms: Option<u64>,
 }
 
 impl Rare {
@@ -50,6 +53,9 @@ impl Rare {
             && self.run_at.is_none()
             && self.lease_ms.is_none()
             && self.after.is_empty()
+            && self.cwd.is_none()
+            && self.env.is_empty()
+            && self.timeout_ms.is_none()
     }
 }
 
@@ -63,6 +69,9 @@ impl Record {
             run_at: task.run_at,
             lease_ms: task.lease_ms,
             after: task.after,
+            cwd: task.cwd,
+            env: task.env,
+            timeout_ms: task.timeout_ms,
         };
         Record {
             id: task.id,
@@ -106,6 +115,9 @@ impl Record {
             lease_until: self.lease_until,
             lease_ms: self.lease_ms(),
             after: self.after().to_vec(),
+            cwd: rare.and_then(|r| r.cwd.clone()),
+            env: rare.map_or_else(Vec::new, |r| r.env.clone()),
+            timeout_ms: rare.and_then(|r| r.timeout_ms),
         }
     }
 
@@ -185,6 +197,9 @@ mod tests {
             lease_until: Some(40),
             lease_ms: Some(50),
             after: vec![1, 2],
+            cwd: Some("/srv/app".into()),
+            env: vec![("A".into(), "1".into()), ("B".into(), "x y".into())],
+            timeout_ms: Some(60),
         }
     }
 
@@ -197,6 +212,9 @@ mod tests {
             run_at: None,
             lease_ms: None,
             after: vec![],
+            cwd: None,
+            env: vec![],
+            timeout_ms: None,
             ..task()
         }
     }

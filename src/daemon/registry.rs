@@ -7,50 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use super::availability::Availability;
 use super::change::Change;
 use super::queue::Claimant;
 use crate::protocol::{Agent, AgentStatus, ErrorBody, Millis};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Availability {
-    Active,
-    Paused,
-    /// Set offline by hand: stays so until set `idle` or registered again.
-    Offline,
-    /// Went silent: offline until its next request, which brings it back.
-    Silent,
-}
-
-impl Availability {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Availability::Active => "active",
-            Availability::Paused => "paused",
-            Availability::Offline => "offline",
-            Availability::Silent => "silent",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Availability> {
-        [
-            Availability::Active,
-            Availability::Paused,
-            Availability::Offline,
-            Availability::Silent,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == text)
-    }
-
-    /// What setting `status` by hand means: idle and busy both mean "take work".
-    pub fn from_status(status: AgentStatus) -> Availability {
-        match status {
-            AgentStatus::Idle | AgentStatus::Busy => Availability::Active,
-            AgentStatus::Paused => Availability::Paused,
-            AgentStatus::Offline => Availability::Offline,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct AgentRecord {
@@ -73,17 +33,22 @@ impl AgentRecord {
         })
     }
 
-    /// The agent as shown to clients, given how many tasks it runs.
-    pub fn view(&self, running: u32) -> Agent {
-        let status = match self.availability {
+    /// The status clients see, given how many tasks the agent runs: the one derivation
+    /// behind `agent list` and the metrics' agent gauges.
+    pub fn status(&self, running: u32) -> AgentStatus {
+        match self.availability {
             Availability::Paused => AgentStatus::Paused,
             Availability::Offline | Availability::Silent => AgentStatus::Offline,
             Availability::Active if running > 0 => AgentStatus::Busy,
             Availability::Active => AgentStatus::Idle,
-        };
+        }
+    }
+
+    /// The agent as shown to clients, given how many tasks it runs.
+    pub fn view(&self, running: u32) -> Agent {
         Agent {
             name: self.name.clone(),
-            status,
+            status: self.status(running),
             capabilities: self.capabilities.clone(),
             max_tasks: self.max_tasks,
             running,
@@ -98,7 +63,14 @@ pub struct Registry {
     agents: BTreeMap<String, AgentRecord>,
 }
 
-/// The error every request naming an unknown agent gets.
+/// The error a request naming an unknown agent gets when the agent is meant to exist
+/// (show, remove).
+pub fn no_such_agent(name: &str) -> ErrorBody {
+    ErrorBody::not_found(format!("no agent named '{name}'"))
+}
+
+/// The error a request about an agent's work (claim, heartbeat, status) gets when the
+/// agent is unknown: a worker that forgot to register.
 pub fn unknown_agent(name: &str) -> ErrorBody {
     ErrorBody::not_found(format!(
         "no agent named '{name}'; register it first with `vapora agent register {name}`"
@@ -254,7 +226,7 @@ impl Registry {
         let record = self
             .agents
             .remove(name)
-            .ok_or_else(|| unknown_agent(name))?;
+            .ok_or_else(|| no_such_agent(name))?;
         changes.push(Change::AgentRemoved {
             name: name.to_string(),
         });

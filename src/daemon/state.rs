@@ -13,30 +13,38 @@
 //! one panicking request must not take every later request down with it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
+use super::availability::Availability;
 use super::change::Change;
 use super::clock::Clock;
 use super::events::Events;
+use super::lock_hold::TimedGuard;
+use super::logs::Logs;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::{Policy, TaskQueue};
-use super::registry::{Availability, Registry};
+use super::registry::Registry;
 use super::shutdown::{Phase, Shutdown};
 use super::store::{Ack, Recovery, Snapshot, Store, StoreError, Ticket};
 use crate::protocol::handshake::{PROTOCOL_VERSION, SOFTWARE_VERSION};
-use crate::protocol::limits::{self, Limits, MAX_TASKS_LIMIT};
+use crate::protocol::limits::{self, Limits, MAX_TASKS_LIMIT, MAX_WAIT_IDS};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{
-    Agent, AgentStatus, DaemonInfo, DoneFirst, ErrorBody, ErrorKind, MetricsSnapshot, Millis,
-    NewTask, Task, TaskFilter, TaskId,
+    Agent, AgentStatus, DaemonInfo, DoneFirst, ErrorBody, ErrorKind, HeartbeatReport,
+    MetricsSnapshot, Millis, NewTask, Renew, Task, TaskFilter, TaskId, TaskOutcome, TaskStatus,
 };
 
-/// Most task ids one `wait` request may name.
-const MAX_WAIT_IDS: usize = 10_000;
+/// Tasks a list copies per hold of the queue lock (about 2 ms' worth).
+const LIST_STEP: usize = 4096;
+/// Tasks a list looks at per hold of the queue lock, matching or not (about 1 ms' worth).
+const LIST_LOOK: usize = 16_384;
+
+/// Finished tasks a prune deletes per hold of the queue lock.
+const PRUNE_STEP: usize = 4096;
 
 /// What sits behind the queue lock: the tasks and everyone waiting on them.
 #[derive(Debug)]
@@ -94,8 +102,12 @@ pub struct AppState {
     /// Where every timestamp and deadline comes from.
     pub clock: Clock,
     socket: String,
+    /// Whether others than the daemon's user may connect (reported by `ping`).
+    admits_others: std::sync::atomic::AtomicBool,
     /// Size limits on what clients send.
     limits: Limits,
+    /// Task output files (set once at start-up; unset in tests that build a bare state).
+    logs: std::sync::OnceLock<Arc<Logs>>,
 }
 
 /// The daemon's timing settings.
@@ -112,6 +124,13 @@ pub enum ClaimOutcome {
     /// Nothing now; the claim waits in line for a task.
     Parked(ParkedTicket),
     Empty,
+    /// The agent already holds as many tasks as it may run.
+    AtLimit {
+        max_tasks: u32,
+        running: Vec<TaskId>,
+    },
+    /// The agent may not claim at all: it is paused, or was set offline by hand.
+    Unavailable(AgentStatus),
 }
 
 /// A parked claim's half of the hand-off. If it is dropped after a task was handed to it
@@ -197,6 +216,11 @@ impl AppState {
         metrics.add_counters(&snapshot.counters);
         snapshot.tasks.set_policy(lifecycle.policy);
         snapshot.tasks.grant_missing_leases(lifecycle.clock.now());
+        // Nobody could renew a lease while the daemon was down: every running task gets a
+        // whole lease from now, as agents get a grace for their heartbeats. Otherwise, after
+        // downtime longer than a lease, every running task would be handed to another
+        // worker at once while its first run carries on.
+        snapshot.tasks.extend_all_leases(lifecycle.clock.now());
         Arc::new(AppState {
             registry: RwLock::new(snapshot.registry),
             queue: Mutex::new(QueueState {
@@ -216,7 +240,9 @@ impl AppState {
             silence_grace_from: AtomicU64::new(lifecycle.clock.now()),
             clock: lifecycle.clock,
             socket,
+            admits_others: std::sync::atomic::AtomicBool::new(false),
             limits,
+            logs: std::sync::OnceLock::new(),
         })
     }
 
@@ -234,11 +260,12 @@ impl AppState {
         })
     }
 
-    fn queue_lock(&self) -> MutexGuard<'_, QueueState> {
-        self.queue.lock().unwrap_or_else(|poisoned| {
+    fn queue_lock(&self) -> TimedGuard<'_, QueueState> {
+        let guard = self.queue.lock().unwrap_or_else(|poisoned| {
             tracing::error!("task queue lock was poisoned by a panic; recovering");
             poisoned.into_inner()
-        })
+        });
+        TimedGuard::new(guard, &self.metrics)
     }
 
     /// Writes are refused while the store is degraded (reads go on).
@@ -329,7 +356,60 @@ impl AppState {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             socket: self.socket.clone(),
             limits: self.limits,
+            uid: crate::paths::current_uid(),
+            admits_others: self
+                .admits_others
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Where task output is kept (called once, at start-up).
+    pub fn set_logs(&self, logs: Logs) {
+        if self.logs.set(Arc::new(logs)).is_err() {
+            tracing::warn!("task logs were set twice; keeping the first");
+        }
+    }
+
+    /// Where task output is kept.
+    pub fn logs(&self) -> Result<Arc<Logs>, ErrorBody> {
+        self.logs
+            .get()
+            .cloned()
+            .ok_or_else(|| ErrorBody::unavailable("this daemon keeps no task output"))
+    }
+
+    /// Refuses unless `agent` runs task `id` in attempt `attempt`.
+    pub fn check_runs(&self, id: TaskId, agent: &str, attempt: u32) -> Result<(), ErrorBody> {
+        let queue = self.queue_lock();
+        queue.tasks.check_holder(id, Some(agent))?;
+        let current = queue.tasks.outcome(id).map_or(0, |task| task.attempts);
+        if current != attempt {
+            return Err(ErrorBody::conflict(format!(
+                "task {id} is in attempt {current}, not {attempt}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Task `id` as it stands, and, unless it has ended, a receiver that fires when it
+    /// ends: both in one look, so that an end cannot slip between them.
+    pub fn task_and_end_watch(
+        &self,
+        id: TaskId,
+    ) -> Result<(TaskOutcome, Option<oneshot::Receiver<()>>), ErrorBody> {
+        let mut queue = self.queue_lock();
+        let task = queue
+            .tasks
+            .outcome(id)
+            .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
+        let watch = (!task.status.is_finished()).then(|| queue.watchers.watch(id));
+        Ok((task, watch))
+    }
+
+    /// Records that users other than the daemon's own may connect (see `DaemonInfo`).
+    pub fn set_admits_others(&self, admits: bool) {
+        self.admits_others
+            .store(admits, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops serving: parked claims are woken with "shutting down", and the accept loop
@@ -400,15 +480,21 @@ impl AppState {
             if let Some(done) = &done {
                 queue.tasks.check_holder(done.id, Some(&agent))?;
             }
-            // A claim is a sign of life.
+            // A claim is a sign of life from the agent, but says nothing about the tasks it
+            // holds: their leases run on (a task whose claim answer was lost comes back).
             let record = registry.heartbeat(&agent, now, changes)?;
             if let Some(done) = done {
                 queue.tasks.complete(done.id, done.result, now, changes)?;
             }
-            queue.tasks.extend_leases(&agent, now, changes);
             let claimed = record
                 .claimant()
                 .and_then(|who| queue.tasks.claim(who, &queues, now, changes));
+            if claimed.is_none() && !wait {
+                let why = why_nothing(registry, queue, &agent);
+                if !matches!(why, ClaimOutcome::Empty) {
+                    return Ok(why);
+                }
+            }
             Ok(match claimed {
                 Some(task) => ClaimOutcome::Claimed(task),
                 None if wait => {
@@ -443,6 +529,14 @@ impl AppState {
         std::mem::forget(guard);
         committed?;
         Ok(outcome)
+    }
+
+    /// Why a claim by `agent` that got nothing got nothing (a claim that waited asks at
+    /// its end): see [`why_nothing`].
+    pub fn unclaimed(&self, agent: &str) -> ClaimOutcome {
+        let registry = self.registry_read();
+        let queue = self.queue_lock();
+        why_nothing(&registry, &queue, agent)
     }
 
     /// Puts back a task whose claim never reached its claimer. Nobody awaits this commit
@@ -506,9 +600,36 @@ impl AppState {
         self.commit(applied).await
     }
 
-    pub async fn cancel(&self, id: TaskId) -> Result<Task, ErrorBody> {
-        let applied =
-            self.change_queue(|_, queue, now, changes| queue.tasks.cancel(id, now, changes));
+    /// A worker that stopped before `id` ended gives it back: queued again at once, the
+    /// attempt refunded.
+    pub async fn give_back(&self, id: TaskId, agent: String) -> Result<Task, ErrorBody> {
+        let applied = self.change_registry(|registry, queue, now, changes| {
+            queue.tasks.check_holder(id, Some(&agent))?;
+            sign_of_life(registry, queue, id, now, changes);
+            queue.tasks.give_back(id, now, changes)
+        });
+        self.commit(applied).await
+    }
+
+    /// Cancels a task; also returns the tasks cancelled with it (those waiting on it, and
+    /// on them, in turn).
+    pub async fn cancel(&self, id: TaskId) -> Result<(Task, Vec<TaskId>), ErrorBody> {
+        let applied = self.change_queue(|_, queue, now, changes| {
+            let before = changes.len();
+            let task = queue.tasks.cancel(id, now, changes)?;
+            let dependents = changes[before..]
+                .iter()
+                .filter_map(|change| match change {
+                    Change::TaskFinished {
+                        id: dependent,
+                        status: TaskStatus::Cancelled,
+                        ..
+                    } if *dependent != id => Some(*dependent),
+                    _ => None,
+                })
+                .collect();
+            Ok((task, dependents))
+        });
         self.commit(applied).await
     }
 
@@ -518,43 +639,41 @@ impl AppState {
         self.commit(applied).await
     }
 
-    /// Waits until every task in `ids` has ended or `timeout` runs out; returns the tasks
-    /// as they are then and whether the wait timed out.
+    /// Waits until every task in `ids` has ended or `timeout` runs out; returns where they
+    /// stand then (each once, in the order first named) and whether the wait timed out.
+    /// Under the lock, a look costs one lookup and at most one watcher per distinct id,
+    /// and copies no text.
     pub async fn wait(
         &self,
         ids: Vec<TaskId>,
         timeout: Option<Duration>,
-    ) -> Result<(Vec<Task>, bool), ErrorBody> {
+    ) -> Result<(Vec<TaskOutcome>, bool), ErrorBody> {
         if ids.is_empty() || ids.len() > MAX_WAIT_IDS {
             return Err(ErrorBody::invalid(format!(
                 "wait for 1 to {MAX_WAIT_IDS} tasks, not {}",
                 ids.len()
             )));
         }
+        let _in_progress = self.metrics.wait_started();
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let ids: Vec<TaskId> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
         loop {
-            // Under the lock: the tasks as they are, a watcher for each one still running,
+            // Under the lock: where the tasks stand, a watcher for each one still running,
             // and a barrier that is durable once everything applied so far is.
             let (tasks, pending, barrier) = {
                 let mut queue = self.queue_lock();
                 let mut tasks = Vec::with_capacity(ids.len());
                 let mut pending = Vec::new();
-                let mut bytes = 0;
                 for &id in &ids {
-                    let mut task = queue
+                    let outcome = queue
                         .tasks
-                        .get(id)
+                        .outcome(id)
                         .ok_or_else(|| ErrorBody::not_found(format!("no task with id {id}")))?;
-                    // Outcomes are what a wait reports: payloads that would not fit in one
-                    // answer are left out rather than copied.
-                    bytes += crate::daemon::queue::encoded_size_estimate(&task);
-                    if bytes > crate::protocol::codec::DEFAULT_MAX_FRAME / 2 {
-                        task.payload.clear();
-                    }
-                    if !task.status.is_finished() {
+                    if !outcome.status.is_finished() {
                         pending.push(queue.watchers.watch(id));
                     }
-                    tasks.push(task);
+                    tasks.push(outcome);
                 }
                 let barrier = pending.is_empty().then(|| self.store.barrier());
                 (tasks, pending, barrier)
@@ -586,7 +705,7 @@ impl AppState {
                 }
             };
             if !woke {
-                // As of the last look (payloads possibly left out, see above).
+                // As of the last look.
                 return Ok((tasks, true));
             }
         }
@@ -635,12 +754,39 @@ impl AppState {
     }
 
     /// Deletes finished tasks that finished more than `older_than` ago; returns how many.
+    /// Deletes them [`PRUNE_STEP`] at a time, each step a change of its own under its own
+    /// hold of the queue lock, so that pruning a million tasks never stalls other requests.
     pub async fn prune(&self, older_than: Duration) -> Result<usize, ErrorBody> {
-        let applied = self.change_queue(|_, queue, now, changes| {
-            let cutoff = now.saturating_sub(older_than.as_millis() as u64);
-            Ok(queue.tasks.prune(cutoff, changes).len())
-        });
-        self.commit(applied).await
+        let cutoff = self
+            .clock
+            .now()
+            .saturating_sub(older_than.as_millis() as u64);
+        let mut pruned = std::collections::HashSet::new();
+        let result = loop {
+            let applied = self.change_queue(|_, queue, _, changes| {
+                Ok(queue.tasks.prune(cutoff, PRUNE_STEP, changes))
+            });
+            let step = match self.commit(applied).await {
+                Ok(step) => step,
+                Err(e) => break Err(e),
+            };
+            let done = step.len() < PRUNE_STEP;
+            pruned.extend(step);
+            if done {
+                break Ok(pruned.len());
+            }
+        };
+        // Their output goes with them, once their deletion is durable (off the runtime's
+        // threads: it is file I/O).
+        if !pruned.is_empty()
+            && let Some(logs) = self.logs.get().cloned()
+        {
+            let deleted = tokio::task::spawn_blocking(move || logs.remove(&pruned)).await;
+            if let Err(e) = deleted {
+                tracing::warn!(error = %e, "deleting the logs of pruned tasks failed");
+            }
+        }
+        result
     }
 
     /// When the oldest finished task finished.
@@ -648,9 +794,33 @@ impl AppState {
         self.queue_lock().tasks.oldest_finished()
     }
 
+    /// Tasks matching `filter`, in id order, at most a frame's worth (an error naming how
+    /// many fitted beyond that). Read in steps, each under its own hold of the queue lock,
+    /// of at most [`LIST_STEP`] tasks copied and [`LIST_LOOK`] looked at: a list of a
+    /// million tasks held the lock for a third of a second in one piece, and a filter that
+    /// few tasks match still has to look at them all (BENCHMARKS.md, lock-hold). Each task
+    /// appears once, as it stood when its step read it.
     pub fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, ErrorBody> {
         let budget = crate::protocol::codec::DEFAULT_MAX_FRAME;
-        self.queue_lock().tasks.list(filter, budget)
+        let limit = filter.limit.map_or(usize::MAX, |limit| limit as usize);
+        let mut tasks = Vec::new();
+        let mut bytes = 0;
+        let mut after = filter.after;
+        while tasks.len() < limit {
+            let queue = self.queue_lock();
+            if tasks.is_empty() {
+                tasks.reserve(queue.tasks.list_capacity(filter, budget));
+            }
+            let copy_most = (limit - tasks.len()).min(LIST_STEP);
+            let step = queue.tasks.list_step(
+                filter, after, LIST_LOOK, copy_most, budget, &mut bytes, &mut tasks,
+            )?;
+            match step {
+                Some(go_on_after) => after = Some(go_on_after),
+                None => break,
+            }
+        }
+        Ok(tasks)
     }
 
     pub fn get_task(&self, id: TaskId) -> Result<Task, ErrorBody> {
@@ -697,12 +867,55 @@ impl AppState {
         self.commit(applied).await
     }
 
-    pub async fn heartbeat(&self, name: String) -> Result<Agent, ErrorBody> {
+    /// The agent is alive. Renews the leases of every task it holds (`AllHeld`), or of the
+    /// named tasks only, reporting those it does not hold; with `NamedOnly`, every other
+    /// task it holds goes back to the queue.
+    pub async fn heartbeat(
+        &self,
+        name: String,
+        mut tasks: Vec<TaskId>,
+        renew: Renew,
+    ) -> Result<HeartbeatReport, ErrorBody> {
+        if renew == Renew::AllHeld && !tasks.is_empty() {
+            return Err(ErrorBody::invalid(
+                "a heartbeat that renews every task the agent holds names none",
+            ));
+        }
+        if tasks.len() > MAX_TASKS_LIMIT as usize {
+            return Err(ErrorBody::invalid(format!(
+                "a heartbeat names at most {MAX_TASKS_LIMIT} tasks, not {}",
+                tasks.len()
+            )));
+        }
+        tasks.sort_unstable();
+        tasks.dedup();
         let applied = self.change_registry(|registry, queue, now, changes| {
-            let record = registry.heartbeat(&name, now, changes)?;
-            let view = record.view(queue.tasks.running_count(&name));
-            queue.tasks.extend_leases(&name, now, changes);
-            Ok(view)
+            registry.heartbeat(&name, now, changes)?;
+            let (renewed, not_held) = match renew {
+                Renew::AllHeld => (queue.tasks.extend_leases(&name, now, changes), Vec::new()),
+                Renew::Named | Renew::NamedOnly => {
+                    queue.tasks.renew_named(&name, &tasks, now, changes)
+                }
+            };
+            let released = if renew == Renew::NamedOnly {
+                queue.tasks.take_back_unnamed(&name, &tasks, now, changes)
+            } else {
+                Vec::new()
+            };
+            if !released.is_empty() {
+                tracing::warn!(
+                    agent = name,
+                    tasks = ?released,
+                    "held tasks the agent's owner does not run; back in the queue"
+                );
+            }
+            let agent = registry.get(&name)?.view(queue.tasks.running_count(&name));
+            Ok(HeartbeatReport {
+                agent,
+                renewed,
+                not_held,
+                released,
+            })
         });
         self.commit(applied).await
     }
@@ -729,20 +942,26 @@ impl AppState {
     pub fn get_agent(&self, name: &str) -> Result<Agent, ErrorBody> {
         let registry = self.registry_read();
         let queue = self.queue_lock();
-        let record = registry.get(name)?;
+        let record = registry
+            .get(name)
+            .map_err(|_| super::registry::no_such_agent(name))?;
         Ok(record.view(queue.tasks.running_count(name)))
     }
 
+    /// The metrics. Agents by status and tasks by status are counted in one look under
+    /// both locks, from the same records `agent list` and `task list` show, so the gauges
+    /// agree with those lists at every moment (busy means holding a running task).
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
-        let agents = self.list_agents(&[]);
+        let mut by_status = [0u64; AgentStatus::ALL.len()];
         let (tasks, parked_claims) = {
+            let registry = self.registry_read();
             let queue = self.queue_lock();
+            for record in registry.iter() {
+                let status = record.status(queue.tasks.running_count(&record.name));
+                by_status[status.index()] += 1;
+            }
             (queue.tasks.counts(), queue.parked.waiting() as u64)
         };
-        let mut by_status = [0u64; AgentStatus::ALL.len()];
-        for agent in &agents {
-            by_status[agent.status.index()] += 1;
-        }
         let (connections_open, connections_total) = self.metrics.connections();
         MetricsSnapshot {
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -758,24 +977,45 @@ impl AppState {
             connections_total,
             parked_claims,
             store_backlog_bytes: self.store.backlog_bytes(),
+            background_lock_hold_max_us: self.metrics.background_hold_max_us(),
+            waits_in_progress: self.metrics.waits_in_progress(),
         }
     }
 }
 
-/// A finishing request is a sign of life from the task's agent: it counts as a heartbeat
-/// and renews the leases of the agent's other tasks.
+/// The agent's limit and the tasks it holds, when it holds as many as it may run (and is
+/// not paused or offline, which say more about why it gets nothing).
+/// Why `agent` gets nothing: `Unavailable` when it is paused or offline, `AtLimit` when it
+/// holds as many tasks as it may run, else `Empty` (no queued task it may take).
+fn why_nothing(registry: &Registry, queue: &QueueState, agent: &str) -> ClaimOutcome {
+    let Ok(record) = registry.get(agent) else {
+        return ClaimOutcome::Empty;
+    };
+    let running = queue.tasks.running_count(agent);
+    let Some(who) = record.claimant() else {
+        return ClaimOutcome::Unavailable(record.status(running));
+    };
+    if running >= who.max_tasks {
+        return ClaimOutcome::AtLimit {
+            max_tasks: who.max_tasks,
+            running: queue.tasks.running_of(agent),
+        };
+    }
+    ClaimOutcome::Empty
+}
+
+/// A finishing request is a sign of life from the task's agent: it counts as a heartbeat.
+/// It says nothing about the agent's other tasks, whose leases run on: only a sign of life
+/// about a task renews its lease.
 fn sign_of_life(
     registry: &mut Registry,
-    queue: &mut QueueState,
+    queue: &QueueState,
     id: TaskId,
     now: Millis,
     changes: &mut Vec<Change>,
 ) {
-    let running_agent = queue.tasks.running_agent(id).map(str::to_string);
-    if let Some(agent) = running_agent
-        && registry.heartbeat(&agent, now, changes).is_ok()
-    {
-        queue.tasks.extend_leases(&agent, now, changes);
+    if let Some(agent) = queue.tasks.running_agent(id) {
+        let _ = registry.heartbeat(agent, now, changes);
     }
 }
 
@@ -787,6 +1027,17 @@ impl Recovery for AppState {
         self.silence_grace_from.store(now, Ordering::SeqCst);
         self.queue_lock().tasks.extend_all_leases(now);
         self.timer.notify_one();
+        // A roll-back kept in memory the ids clients may have seen (`raise_next_id`); store
+        // that mark too, so that a restart does not hand them out again. Nobody awaits it.
+        let stored = self.change_queue(|_, queue, _, changes| {
+            changes.push(Change::IdsUsed {
+                next_id: queue.tasks.next_id(),
+            });
+            Ok(())
+        });
+        if let Err(e) = stored {
+            tracing::warn!(error = %e.message, "cannot store the next task id yet");
+        }
     }
 
     fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters) {
@@ -829,5 +1080,25 @@ impl Recovery for AppState {
         self.timer.notify_one();
         tracing::warn!("in-memory state reset to what the database holds");
         true
+    }
+}
+
+/// Test hooks for the ADR-026 lock tests (`tests/shared_state.rs`): a test holds one of the
+/// two locks to show who waits for it (readers beside a registry reader, writers behind
+/// it; writers behind the queue lock). Not part of the daemon's interface; `f` must not call
+/// back into `AppState` methods that take the same lock.
+impl AppState {
+    /// Runs `f` while holding a read guard of the agent registry.
+    #[doc(hidden)]
+    pub fn with_registry_read<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _registry = self.registry_read();
+        f()
+    }
+
+    /// Runs `f` while holding the task queue lock.
+    #[doc(hidden)]
+    pub fn with_queue_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _queue = self.queue_lock();
+        f()
     }
 }

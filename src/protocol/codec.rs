@@ -100,6 +100,15 @@ pub fn body_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, CodecErro
     Ok(len)
 }
 
+/// The body length the frame at the start of `buf` announces, once its header is there:
+/// a reader can decide whether to take a large frame before its body arrives.
+pub fn announced_len(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> {
+    match buf.first_chunk::<HEADER_LEN>() {
+        Some(header) => body_len(*header, max).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// If `buf` starts with a complete frame, returns the length of its body (the frame spans
 /// `HEADER_LEN + len` bytes). `Ok(None)`: more bytes are needed.
 pub fn complete_frame(buf: &[u8], max: usize) -> Result<Option<usize>, CodecError> {

@@ -11,8 +11,15 @@ pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 
 /// Bumped whenever a request or response changes shape.
 /// (3: `DaemonInfo` carries the daemon's size limits; 4: `MetricsSnapshot` carries the
-/// store's backlog; 5: long task lists come as `TaskPage`s.)
-pub const PROTOCOL_VERSION: u32 = 5;
+/// store's backlog; 5: long task lists come as `TaskPage`s; 6: heartbeats name the tasks
+/// they renew, a claim at the agent's limit is answered `AtLimit`, and a wait answers
+/// with `TaskOutcome`s; 7: a claim by a paused or offline agent is answered
+/// `AgentUnavailable`, a cancel `Cancelled` with the dependents cancelled too, and metrics
+/// carry the longest queue-lock hold of each request kind and the waits in progress;
+/// 8: `GiveBack`, `DaemonInfo` says who the daemon admits, and `NewTask` and `Task` carry
+/// `cwd`, `env` and `timeout_ms`; 9: `AppendOutput` and `ReadOutput`, answered
+/// `OutputKept` and `Output`.)
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

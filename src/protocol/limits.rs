@@ -7,8 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::NewTask;
-
 /// Default longest task title, in bytes.
 pub const MAX_TITLE_BYTES: usize = 1024;
 /// Default longest payload, result or failure reason, in bytes.
@@ -21,8 +19,9 @@ pub const MAX_BATCH: usize = 10_000;
 pub const TITLE_CEILING: usize = 64 * 1024;
 pub const TEXT_CEILING: usize = 5 * 1024 * 1024;
 pub const BATCH_CEILING: usize = MAX_BATCH;
-/// Room in a frame for everything in a task besides its title and texts.
-const TASK_OVERHEAD: usize = 64 * 1024;
+/// Room in a frame for everything in a task besides its title and texts (capabilities,
+/// dependencies, the working directory and the variables at their limits take about 90 KiB).
+const TASK_OVERHEAD: usize = 128 * 1024;
 
 /// The daemon's size limits (`--max-title`, `--max-payload`, `--max-batch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +94,8 @@ impl Limits {
 
 /// Most capabilities on a task or an agent.
 pub const MAX_CAPABILITIES: usize = 64;
+/// Most task ids one `task wait` may name (duplicates count once).
+pub const MAX_WAIT_IDS: usize = 10_000;
 /// Bounds of `--max-attempts`.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 /// The latest time a task may be scheduled for: the end of year 9999 (what RFC 3339 can
@@ -104,17 +105,30 @@ pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
 pub const MAX_LEASE_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 /// Most `--after` dependencies of one task.
 pub const MAX_DEPENDENCIES: usize = 1000;
+/// The longest working directory a task may name, in bytes (Linux's `PATH_MAX`).
+pub const MAX_CWD_BYTES: usize = 4096;
+/// Most variables one task may set.
+pub const MAX_ENV_VARS: usize = 256;
+/// Most bytes of variables (names and values) one task may set.
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
+/// The longest a task may ask one attempt to run: a year.
+pub const MAX_TIMEOUT_MS: u64 = MAX_LEASE_MS;
 /// Bounds of `--max-tasks`.
 pub const MAX_TASKS_LIMIT: u32 = 100_000;
+/// The most output one `AppendOutput` carries and one `Output` answer holds.
+pub const MAX_OUTPUT_CHUNK: usize = 256 * 1024;
+/// The daemon's default `--max-log`: output kept per task.
+pub const DEFAULT_MAX_LOG: u64 = 8 * 1024 * 1024;
 
 /// Checks an agent, queue or capability name: `[A-Za-z0-9._-]{1,64}`. Names appear in
 /// tables, metrics labels and file names, so they stay plain.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(valid_char) {
+        // The name as sent: the client shows every message through its one escaping
+        // function (`client::escape`), which escaping here would double (`\\u{1b}`).
         return Err(format!(
-            "invalid {what} name '{}': use 1 to 64 of A-Z a-z 0-9 . _ -",
-            name.escape_debug()
+            "invalid {what} name '{name}': use 1 to 64 of A-Z a-z 0-9 . _ -"
         ));
     }
     Ok(())
@@ -133,48 +147,6 @@ pub fn normalize_capabilities(caps: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-impl NewTask {
-    /// Validates every field against `limits` and normalizes `requires`.
-    pub fn validate(&mut self, limits: &Limits) -> Result<(), String> {
-        if self.title.trim().is_empty() {
-            return Err("the title is empty".into());
-        }
-        if self.title.len() > limits.title_bytes as usize {
-            return Err(format!(
-                "the title is {} bytes, more than the limit of {}",
-                self.title.len(),
-                limits.title_bytes
-            ));
-        }
-        if self.title.contains(['\n', '\r']) {
-            return Err("the title contains a line break".into());
-        }
-        limits.check_text("the payload", &self.payload)?;
-        check_name("queue", &self.queue)?;
-        normalize_capabilities(&mut self.requires)?;
-        self.after.sort_unstable();
-        self.after.dedup();
-        if self.after.len() > MAX_DEPENDENCIES {
-            return Err(format!("more than {MAX_DEPENDENCIES} dependencies"));
-        }
-        if let Some(lease) = self.lease_ms
-            && (lease == 0 || lease > MAX_LEASE_MS)
-        {
-            return Err("the lease must be longer than zero and at most a year".into());
-        }
-        if self.run_at.is_some_and(|at| at > MAX_TIME_MS) {
-            return Err("the start time is after the year 9999".into());
-        }
-        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS_LIMIT {
-            return Err(format!(
-                "max attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}, not {}",
-                self.max_attempts
-            ));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,50 +158,6 @@ mod tests {
         assert!(check_name("agent", "has space").is_err());
         assert!(check_name("agent", &"a".repeat(65)).is_err());
         assert!(check_name("agent", &"a".repeat(64)).is_ok());
-    }
-
-    #[test]
-    fn validate_normalizes_requirements() {
-        let mut task = NewTask::new("t");
-        task.requires = vec!["b".into(), "a".into(), "b".into()];
-        task.validate(&Limits::default()).unwrap();
-        assert_eq!(task.requires, vec!["a", "b"]);
-    }
-
-    #[test]
-    fn validate_refuses_bad_fields() {
-        for mutate in [
-            (|t: &mut NewTask| t.title = " ".into()) as fn(&mut NewTask),
-            |t| t.title = "x".repeat(MAX_TITLE_BYTES + 1),
-            |t| t.queue = "no/slash".into(),
-            |t| t.max_attempts = 0,
-            |t| t.requires = vec!["bad cap".into()],
-            |t| t.payload = "x".repeat(MAX_TEXT_BYTES + 1),
-        ] {
-            let mut task = NewTask::new("t");
-            mutate(&mut task);
-            assert!(
-                task.validate(&Limits::default()).is_err(),
-                "{task:?} should be refused"
-            );
-        }
-    }
-
-    #[test]
-    fn tighter_limits_refuse_what_the_defaults_accept() {
-        let tight = Limits {
-            title_bytes: 4,
-            text_bytes: 2,
-            batch: 3,
-        };
-        let mut task = NewTask::new("12345");
-        assert!(task.validate(&Limits::default()).is_ok());
-        assert!(task.validate(&tight).unwrap_err().contains("limit of 4"));
-        task.title = "1234".into();
-        task.payload = "abc".into();
-        assert!(task.validate(&tight).unwrap_err().contains("limit of 2"));
-        assert!(tight.check_batch(3).is_ok());
-        assert!(tight.check_batch(4).unwrap_err().contains("limit is 3"));
     }
 
     #[test]

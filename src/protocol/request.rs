@@ -19,6 +19,24 @@ pub struct DoneFirst {
     pub result: Option<String>,
 }
 
+/// Which leases a heartbeat renews. A lease is renewed only by a sign of life about its
+/// task: a heartbeat that names the tasks its sender runs lets the daemon tell a task being
+/// run from one whose claim answer was lost (held, but run by nobody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Renew {
+    /// Every task the agent holds: for a sender that does not say what it runs.
+    AllHeld,
+    /// Only the named tasks. Other tasks the agent holds keep their leases, which run out
+    /// unless someone renews them: right for several processes sharing one agent name,
+    /// each naming its own tasks.
+    Named,
+    /// Only the named tasks, and every other task the agent holds goes back to the queue
+    /// at once (attempt counted, as for an expired lease): for the one process that owns the
+    /// agent name, so a task whose claim answer was lost comes back within one heartbeat.
+    /// It must have no claim in flight: a task being handed to it would be taken back.
+    NamedOnly,
+}
+
 /// Which tasks `ListTasks` returns. Empty `statuses` means every status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFilter {
@@ -93,8 +111,12 @@ pub enum Request {
         name: String,
         status: AgentStatus,
     },
+    /// The agent is alive; `renew` says which of its tasks' leases that renews.
     Heartbeat {
         name: String,
+        /// The tasks the sender runs (empty with [`Renew::AllHeld`]).
+        tasks: Vec<TaskId>,
+        renew: Renew,
     },
     RemoveAgent {
         name: String,
@@ -109,6 +131,30 @@ pub enum Request {
     Subscribe {
         queue: Option<String>,
         agent: Option<String>,
+    },
+    /// Gives back a task the agent runs but stopped before it ended (a worker stopping):
+    /// queued again at once, its attempt refunded.
+    GiveBack {
+        id: TaskId,
+        agent: String,
+    },
+    /// The next chunk of the output of attempt `attempt` of task `id`, which `agent` runs:
+    /// its stdout and stderr together, in the order written. Refused unless `agent` runs
+    /// the task in that attempt. Not journaled: kept in the task's log file only.
+    AppendOutput {
+        id: TaskId,
+        attempt: u32,
+        agent: String,
+        data: Vec<u8>,
+    },
+    /// Output of task `id` from offset `from` of attempt `attempt` (the latest if `None`),
+    /// at most [`crate::protocol::limits::MAX_OUTPUT_CHUNK`] bytes. With `follow`, waits
+    /// until there is some, or the attempt is over (answered `ended`).
+    ReadOutput {
+        id: TaskId,
+        attempt: Option<u32>,
+        from: u64,
+        follow: bool,
     },
 }
 
@@ -135,10 +181,13 @@ pub enum RequestKind {
     Metrics,
     Prune,
     Subscribe,
+    GiveBack,
+    AppendOutput,
+    ReadOutput,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 20] = [
+    pub const ALL: [RequestKind; 23] = [
         RequestKind::Ping,
         RequestKind::Shutdown,
         RequestKind::AddTasks,
@@ -159,6 +208,9 @@ impl RequestKind {
         RequestKind::Metrics,
         RequestKind::Prune,
         RequestKind::Subscribe,
+        RequestKind::GiveBack,
+        RequestKind::AppendOutput,
+        RequestKind::ReadOutput,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -183,6 +235,9 @@ impl RequestKind {
             RequestKind::Metrics => "metrics",
             RequestKind::Prune => "prune",
             RequestKind::Subscribe => "subscribe",
+            RequestKind::GiveBack => "give_back",
+            RequestKind::AppendOutput => "append_output",
+            RequestKind::ReadOutput => "read_output",
         }
     }
 
@@ -214,6 +269,9 @@ impl Request {
             Request::Metrics => RequestKind::Metrics,
             Request::Prune { .. } => RequestKind::Prune,
             Request::Subscribe { .. } => RequestKind::Subscribe,
+            Request::GiveBack { .. } => RequestKind::GiveBack,
+            Request::AppendOutput { .. } => RequestKind::AppendOutput,
+            Request::ReadOutput { .. } => RequestKind::ReadOutput,
         }
     }
 }

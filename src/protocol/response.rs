@@ -1,6 +1,6 @@
 //! Answers from the daemon: a [`Response`] or a typed [`ErrorBody`].
 
-use super::types::{Agent, AgentStatus, DaemonInfo, Event, Task, TaskId, TaskStatus};
+use super::types::{Agent, AgentStatus, DaemonInfo, Event, Task, TaskId, TaskOutcome, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -23,9 +23,10 @@ pub enum Response {
     Tasks(Vec<Task>),
     /// `None`: nothing to claim (after the wait, if any).
     Claimed(Option<Task>),
-    /// The awaited tasks as they are now; `timed_out` if some had not ended.
+    /// Where the awaited tasks stand now (each named once, in the order first named);
+    /// `timed_out` if some had not ended.
     Waited {
-        tasks: Vec<Task>,
+        tasks: Vec<TaskOutcome>,
         timed_out: bool,
     },
     Agent(Agent),
@@ -43,6 +44,61 @@ pub enum Response {
     /// Part of a long task list: more frames with the same id follow, and the last of them
     /// is `Tasks` (or an error). A client can show each page as it arrives.
     TaskPage(Vec<Task>),
+    /// Nothing claimed because the agent already holds `max_tasks` tasks (`running`): not
+    /// an empty queue. A worker that holds none of them lost a claim's answer.
+    AtLimit {
+        max_tasks: u32,
+        running: Vec<TaskId>,
+    },
+    Heartbeat(HeartbeatReport),
+    /// Nothing claimed because the agent may not claim: it is paused, or offline (set by
+    /// hand). `status` says which.
+    AgentUnavailable {
+        status: AgentStatus,
+    },
+    /// A task was cancelled, and with it `dependents`: the tasks waiting on it (and on
+    /// them, in turn).
+    Cancelled {
+        task: Task,
+        dependents: Vec<TaskId>,
+    },
+    /// Output was appended.
+    OutputKept,
+    /// A chunk of an attempt's output. `data` holds the output from offset `from` (and,
+    /// when older output was asked for but dropped to stay within the daemon's
+    /// `--max-log`, a marker line before it saying how much); `next` is where to read on.
+    /// `ended`: the attempt is over and `next` is the end of its output.
+    Output {
+        attempt: u32,
+        from: u64,
+        next: u64,
+        data: Vec<u8>,
+        ended: bool,
+    },
+}
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReport {
+    /// The agent after the heartbeat.
+    pub agent: Agent,
+    /// Tasks whose leases were renewed.
+    pub renewed: Vec<TaskId>,
+    /// Named tasks the agent does not hold (any more): the sender should stop running them.
+    pub not_held: Vec<NotHeld>,
+    /// Tasks the agent held but the heartbeat did not name ([`crate::protocol::Renew::NamedOnly`]),
+    /// now back in the queue (or failed, when out of attempts).
+    pub released: Vec<TaskId>,
+}
+
+/// A task a heartbeat named that its agent does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotHeld {
+    pub id: TaskId,
+    /// Its status now; `None` when there is no such task (never was, or pruned).
+    pub status: Option<TaskStatus>,
+    /// The agent running it now, if another one does.
+    pub agent: Option<String>,
 }
 
 /// What kind of failure, so that scripts (and exit codes) can tell them apart.
@@ -132,6 +188,8 @@ pub struct RequestStats {
     /// Cumulative counts per bucket of [`MetricsSnapshot::latency_buckets_us`]; the last
     /// entry (+Inf) equals `count`.
     pub latency_cumulative: Vec<u64>,
+    /// The longest one request of this kind held the queue lock, in microseconds.
+    pub lock_hold_max_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,4 +208,9 @@ pub struct MetricsSnapshot {
     pub parked_claims: u64,
     /// Journaled bytes SQLite has yet to commit (`--sync normal`); 0 when it has caught up.
     pub store_backlog_bytes: u64,
+    /// The longest the queue lock was held outside any request (lease and delay timers,
+    /// claims released after their answer was lost), in microseconds.
+    pub background_lock_hold_max_us: u64,
+    /// `task wait` requests being served, most of them parked until their tasks end.
+    pub waits_in_progress: u64,
 }

@@ -93,6 +93,15 @@ impl FromStr for TaskStatus {
     }
 }
 
+/// Where a task stands, as `task wait` reports it: its status, not its texts (a wait may
+/// name 10,000 tasks; copying their payloads and results made one wait cost gigabytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutcome {
+    pub id: TaskId,
+    pub status: TaskStatus,
+    pub attempts: u32,
+}
+
 /// One unit of work, as stored by the daemon and shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
@@ -123,6 +132,12 @@ pub struct Task {
     pub lease_ms: Option<u64>,
     /// Tasks that must be done before this one runs.
     pub after: Vec<TaskId>,
+    /// The working directory a worker runs the payload in (an absolute path), if set.
+    pub cwd: Option<String>,
+    /// Variables a worker sets for the payload, in order; names are unique.
+    pub env: Vec<(String, String)>,
+    /// How long one attempt may run before a worker stops it, if the task sets it.
+    pub timeout_ms: Option<u64>,
 }
 
 /// What a client sends to create a task. Defaults match the CLI's.
@@ -140,6 +155,12 @@ pub struct NewTask {
     pub lease_ms: Option<u64>,
     /// Tasks that must be done first.
     pub after: Vec<TaskId>,
+    /// The working directory to run in: absolute (the client makes it so).
+    pub cwd: Option<String>,
+    /// Variables to set (`KEY`, `VALUE`), in order; names are unique.
+    pub env: Vec<(String, String)>,
+    /// How long one attempt may run.
+    pub timeout_ms: Option<u64>,
 }
 
 /// The queue a task goes to when none is named.
@@ -159,6 +180,9 @@ impl NewTask {
             run_at: None,
             lease_ms: None,
             after: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            timeout_ms: None,
         }
     }
 }
@@ -238,6 +262,12 @@ pub struct DaemonInfo {
     pub socket: String,
     /// What this daemon accepts (`--max-title`, `--max-payload`, `--max-batch`).
     pub limits: super::limits::Limits,
+    /// The user the daemon runs as.
+    pub uid: u32,
+    /// Whether users other than the daemon's own (and root) may connect: a socket mode
+    /// open to group or others, or `--allow-group`. A worker running as root refuses such
+    /// a daemon: whoever may add tasks may run commands as the worker's user.
+    pub admits_others: bool,
 }
 
 /// One thing that happened, as streamed by `vapora events`.

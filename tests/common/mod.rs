@@ -23,7 +23,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -125,7 +125,7 @@ impl TestDaemon {
 
     /// Runs `vapora ARGS` against this daemon.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().unwrap())
+        Run::from_output(self.command(args).output().unwrap())
     }
 
     /// Runs `vapora ARGS` with `input` on stdin.
@@ -144,7 +144,7 @@ impl TestDaemon {
         });
         let output = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        Run::from(output)
+        Run::from_output(output)
     }
 
     /// Adds a task and returns its id.
@@ -195,6 +195,15 @@ pub fn signal(pid: u32, signal: i32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
         libc::kill(pid as i32, signal);
+    }
+}
+
+/// Sends `signal` to every process in group `pgid` (a child spawned with
+/// `process_group(0)`, with whatever it started).
+pub fn signal_group(pgid: u32, signal: i32) {
+    // SAFETY: killpg has no memory-safety preconditions.
+    unsafe {
+        libc::killpg(pgid as i32, signal);
     }
 }
 
@@ -251,4 +260,13 @@ pub fn wait_for_metrics(d: &TestDaemon, what: &str, ready: impl Fn(&serde_json::
         );
         std::thread::yield_now();
     }
+}
+
+/// Blocks until `count` subscriptions (`vapora events`) have been accepted by the daemon.
+pub fn wait_subscribed(d: &TestDaemon, count: u64) {
+    wait_for_metrics(d, "the subscription", |m| {
+        let requests = m["requests"].as_array().unwrap();
+        let subscribe = requests.iter().find(|r| r["kind"] == "subscribe");
+        subscribe.is_some_and(|r| r["count"].as_u64().unwrap() >= count)
+    });
 }

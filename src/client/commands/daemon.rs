@@ -6,7 +6,7 @@ use clap::CommandFactory;
 use serde_json::json;
 
 use crate::client::cli::Cli;
-use crate::client::exit::{CliError, OK};
+use crate::client::exit::{CliError, OK, UNREACHABLE};
 use crate::client::{Session, output, unexpected};
 use crate::protocol::{Request, Response};
 
@@ -28,14 +28,14 @@ pub fn ping(session: &mut Session) -> Result<i32, CliError> {
                 "max_batch": info.limits.batch,
             },
         }))?;
-    } else {
+    } else if !session.quiet {
         println!(
             "vapora daemon {} (protocol {}), pid {}, up {}, socket {}",
-            info.version,
+            output::escape(&info.version),
             info.protocol,
             info.pid,
             humantime::format_duration(std::time::Duration::from_secs(info.uptime_ms / 1000)),
-            info.socket
+            output::escape(&info.socket)
         );
     }
     Ok(OK)
@@ -43,7 +43,13 @@ pub fn ping(session: &mut Session) -> Result<i32, CliError> {
 
 /// Asks the daemon to stop and returns once its socket is gone.
 pub fn shutdown(session: &mut Session) -> Result<i32, CliError> {
-    let client = session.existing_client()?;
+    let socket = session.socket.display().to_string();
+    let Some(client) = session.running_client()? else {
+        return Err(CliError::new(
+            UNREACHABLE,
+            format!("no vapora daemon is running at {socket}; nothing to stop"),
+        ));
+    };
     match client.call(&Request::Shutdown)?? {
         Response::ShuttingDown => {}
         other => return Err(unexpected(other)),

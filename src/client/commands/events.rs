@@ -1,4 +1,6 @@
-//! `vapora events`: a live stream, one line per event (JSON Lines with `--json`).
+//! `vapora events`: a live stream, one line per event (JSON Lines with `--json`). Text
+//! lines show what a client wrote (names, titles, results, reasons) through
+//! `output::escape`, so an event is always one line and drives no terminal.
 
 use std::io::{self, Write};
 
@@ -62,7 +64,11 @@ fn to_json(event: &Event) -> serde_json::Value {
 }
 
 fn to_line(event: &Event) -> String {
-    let mut line = format!("{} {}", output::rfc3339(event.at), event.kind);
+    let mut line = format!(
+        "{} {}",
+        output::rfc3339(event.at),
+        output::escape(&event.kind)
+    );
     if let Some(task) = event.task {
         line.push_str(&format!(" task={task}"));
     }
@@ -72,11 +78,36 @@ fn to_line(event: &Event) -> String {
         ("status", &event.status),
     ] {
         if let Some(value) = value {
-            line.push_str(&format!(" {key}={value}"));
+            line.push_str(&format!(" {key}={}", output::escape(value)));
         }
     }
     if let Some(detail) = &event.detail {
-        line.push_str(&format!(" {detail:?}"));
+        // Last on the line, so the quotes need no escaping of their own.
+        line.push_str(&format!(" \"{}\"", output::escape(detail)));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_line_escapes_what_a_client_wrote() {
+        let event = Event {
+            at: 0,
+            kind: "task_failed".into(),
+            task: Some(3),
+            queue: Some("q".into()),
+            agent: Some("w\u{1b}1".into()),
+            status: Some("failed".into()),
+            detail: Some("bad\n\u{1b}[2J\u{202e}\"x\"".into()),
+            dropped: 0,
+        };
+        assert_eq!(
+            to_line(&event),
+            "1970-01-01T00:00:00.000Z task_failed task=3 queue=q agent=w\\e1 status=failed \
+             \"bad\\n\\e[2J\\u202e\"x\"\""
+        );
+    }
 }

@@ -9,15 +9,21 @@ use crate::client::exit::{CliError, OK};
 use crate::client::{Session, output, unexpected};
 use crate::protocol::{MetricsSnapshot, Request, Response};
 
-pub fn run(session: &mut Session, format: MetricsFormat) -> Result<i32, CliError> {
+pub fn run(session: &mut Session, format: Option<MetricsFormat>) -> Result<i32, CliError> {
+    // `--json` is `--format json`; with another format it is a contradiction, refused
+    // before anything is asked.
+    let format = match (session.json, format) {
+        (true, Some(other)) if other != MetricsFormat::Json => {
+            return Err(CliError::usage(
+                "--json asks for JSON and --format for another format: use one of them",
+            ));
+        }
+        (true, _) => MetricsFormat::Json,
+        (false, format) => format.unwrap_or(MetricsFormat::Text),
+    };
     let snapshot = match session.call(Request::Metrics)? {
         Response::Metrics(snapshot) => snapshot,
         other => return Err(unexpected(other)),
-    };
-    let format = if session.json {
-        MetricsFormat::Json
-    } else {
-        format
     };
     match format {
         MetricsFormat::Json => output::json(&to_json(&snapshot))?,
@@ -51,10 +57,13 @@ fn to_json(m: &MetricsSnapshot) -> serde_json::Value {
             "errors": r.errors,
             "latency_sum_us": r.latency_sum_us,
             "latency_cumulative": r.latency_cumulative,
+            "lock_hold_max_us": r.lock_hold_max_us,
         })).collect::<Vec<_>>(),
+        "background_lock_hold_max_us": m.background_lock_hold_max_us,
         "connections_open": m.connections_open,
         "connections_total": m.connections_total,
         "parked_claims": m.parked_claims,
+        "waits_in_progress": m.waits_in_progress,
         "store_backlog_bytes": m.store_backlog_bytes,
     })
 }
@@ -69,6 +78,7 @@ fn to_text(m: &MetricsSnapshot) -> String {
         m.connections_open, m.connections_total
     );
     let _ = writeln!(out, "parked claims: {}", m.parked_claims);
+    let _ = writeln!(out, "task waits in progress: {}", m.waits_in_progress);
     let _ = writeln!(
         out,
         "store backlog: {} bytes (journaled, not yet in SQLite)",
@@ -79,6 +89,8 @@ fn to_text(m: &MetricsSnapshot) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for (queue, status, count) in &m.tasks {
+        // Queue names are checked ([A-Za-z0-9._-]), but this view trusts no daemon.
+        let queue = output::escape(queue);
         let _ = writeln!(out, "  {queue:<20} {:<10} {count}", status.as_str());
     }
     let _ = writeln!(out, "agents:");
@@ -97,10 +109,19 @@ fn to_text(m: &MetricsSnapshot) -> String {
         let p99 = quantile_us(m, &r.latency_cumulative, 0.99);
         let _ = writeln!(
             out,
-            "  {:<18} {:>8} calls {:>6} errors  mean {mean:.0}us  p50 <= {p50}  p99 <= {p99}",
-            r.kind, r.count, r.errors
+            "  {:<18} {:>8} calls {:>6} errors  mean {mean:.0}us  p50 <= {p50}  p99 <= {p99}  \
+             queue lock <= {}us",
+            output::escape(&r.kind),
+            r.count,
+            r.errors,
+            r.lock_hold_max_us
         );
     }
+    let _ = writeln!(
+        out,
+        "queue lock outside requests (timers): held <= {}us",
+        m.background_lock_hold_max_us
+    );
     out
 }
 
@@ -219,6 +240,26 @@ fn to_prometheus(m: &MetricsSnapshot) -> String {
     }
     header(
         &mut out,
+        "vapora_queue_lock_hold_max_seconds",
+        "gauge",
+        "The longest one request of this kind held the queue lock since the daemon started \
+         (kind \"background\": timers and releases outside any request).",
+    );
+    for r in &m.requests {
+        let _ = writeln!(
+            out,
+            "vapora_queue_lock_hold_max_seconds{{kind=\"{}\"}} {}",
+            r.kind,
+            r.lock_hold_max_us as f64 / 1e6
+        );
+    }
+    let _ = writeln!(
+        out,
+        "vapora_queue_lock_hold_max_seconds{{kind=\"background\"}} {}",
+        m.background_lock_hold_max_us as f64 / 1e6
+    );
+    header(
+        &mut out,
         "vapora_connections",
         "gauge",
         "Open client connections.",
@@ -252,5 +293,12 @@ fn to_prometheus(m: &MetricsSnapshot) -> String {
         "Claims waiting for a task.",
     );
     let _ = writeln!(out, "vapora_parked_claims {}", m.parked_claims);
+    header(
+        &mut out,
+        "vapora_waits_in_progress",
+        "gauge",
+        "Task waits being served, most of them parked until their tasks end.",
+    );
+    let _ = writeln!(out, "vapora_waits_in_progress {}", m.waits_in_progress);
     out
 }

@@ -3,5 +3,7 @@
 pub mod agent;
 pub mod daemon;
 pub mod events;
+pub mod logs;
 pub mod metrics;
+pub mod run;
 pub mod task;

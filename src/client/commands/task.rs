@@ -2,16 +2,17 @@
 
 use std::io::{self, BufRead, Write};
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::cli::{AddArgs, ClaimArgs, ListArgs, TaskCommand};
-use crate::client::exit::{CliError, EMPTY, FAILURE, OK};
+use crate::client::exit::{AT_LIMIT, CliError, EMPTY, FAILURE, OK};
 use crate::client::{Session, output, unexpected};
-use crate::protocol::limits::{Limits, MAX_BATCH};
+use crate::protocol::limits::{Limits, MAX_BATCH, MAX_TITLE_BYTES, MAX_WAIT_IDS};
+use crate::protocol::shell::quote_words;
 use crate::protocol::types::now_millis;
 use crate::protocol::{
-    DoneFirst, NewTask, Request, Response, Task, TaskFilter, TaskId, TaskStatus,
+    AgentStatus, DoneFirst, NewTask, Request, Response, Task, TaskFilter, TaskId, TaskOutcome,
+    TaskStatus,
 };
 
 /// Most tasks per request when adding from stdin.
@@ -23,8 +24,24 @@ const STDIN_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError> {
     match command {
-        TaskCommand::Add(args) if args.stdin => add_stdin(session, args),
-        TaskCommand::Add(args) => add(session, args),
+        TaskCommand::Add(args) if args.jsonl && !args.stdin => Err(CliError::usage(
+            "--jsonl says how to read standard input: add --stdin \
+             (`vapora task add --stdin --jsonl < tasks.jsonl`)",
+        )),
+        TaskCommand::Add(args) => {
+            let (args, dir) = prepare_add(args)?;
+            if args.stdin {
+                add_stdin(session, args, &dir)
+            } else {
+                let id = add_one(session, &args, &dir)?;
+                if session.json {
+                    output::json(&json!({ "id": id }))?;
+                } else {
+                    println!("{id}");
+                }
+                Ok(OK)
+            }
+        }
         TaskCommand::List(args) => list(session, args),
         TaskCommand::Show { id, payload } => show(session, id, payload),
         TaskCommand::Claim(args) => claim(session, args),
@@ -48,10 +65,10 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
                 let when = task
                     .run_at
                     .filter(|_| task.status == TaskStatus::Scheduled)
-                    .map(|at| format!(", retried at {}", output::rfc3339(at)))
-                    .unwrap_or_default();
+                    .map(|at| format!("will be retried at {}", output::rfc3339(at)))
+                    .unwrap_or_else(|| "queued again now".to_string());
                 format!(
-                    "task {id} failed; {} of {} attempts used{when}",
+                    "task {id} failed; {} of {} attempts used, {when}",
                     task.attempts, task.max_attempts
                 )
             } else {
@@ -60,14 +77,31 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
             report(session, &task, &message)
         }
         TaskCommand::Cancel { id } => {
-            let task = expect_task(session.call(Request::Cancel { id })?)?;
-            report(session, &task, &format!("task {id} cancelled"))
+            let (task, dependents) = match session.call(Request::Cancel { id })? {
+                Response::Cancelled { task, dependents } => (task, dependents),
+                other => return Err(unexpected(other)),
+            };
+            let also = match dependents.as_slice() {
+                [] => String::new(),
+                [one] => format!(", and task {one}, which waited on it"),
+                many => format!(
+                    ", and tasks {}, which waited on it",
+                    shorten(&many.iter().map(u64::to_string).collect::<Vec<_>>())
+                ),
+            };
+            report(session, &task, &format!("task {id} cancelled{also}"))
         }
         TaskCommand::Retry { id } => {
             let task = expect_task(session.call(Request::Retry { id })?)?;
             report(session, &task, &format!("task {id} queued again"))
         }
         TaskCommand::Wait { ids, timeout } => wait(session, ids, timeout),
+        TaskCommand::Logs {
+            id,
+            follow,
+            tail,
+            attempt,
+        } => super::logs::logs(session, id, follow, tail, attempt),
         TaskCommand::Prune { older_than } => {
             let request = Request::Prune {
                 older_than_ms: older_than.map(|d| d.as_millis() as u64),
@@ -103,6 +137,94 @@ fn report(session: &Session, task: &Task, message: &str) -> Result<i32, CliError
     Ok(OK)
 }
 
+/// Where tasks run: `--cwd` made absolute, or else, for a task with a payload, the
+/// directory `task add` runs in (as tsp and pueue record it). Not the caller's environment:
+/// only `--env` variables are recorded.
+pub struct WorkDir {
+    given: Option<String>,
+    /// The current directory, or why it cannot be used (which matters only if a task
+    /// needs it).
+    current: Result<String, String>,
+}
+
+impl WorkDir {
+    fn new(given: Option<&std::path::Path>) -> Result<WorkDir, CliError> {
+        let current = std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory ({e}); give --cwd DIR"))
+            .and_then(|dir| utf8_dir(dir.into_os_string()));
+        let given = match given {
+            None => None,
+            Some(dir) => Some(
+                absolute_dir(dir.as_os_str(), &current)
+                    .map_err(|e| CliError::usage(format!("--cwd: {e}")))?,
+            ),
+        };
+        Ok(WorkDir { given, current })
+    }
+
+    /// The working directory of a task with this payload and, from a `--jsonl` line, this
+    /// `cwd`.
+    fn for_task(&self, payload: &str, line_cwd: Option<&str>) -> Result<Option<String>, String> {
+        if let Some(dir) = line_cwd {
+            return absolute_dir(dir.as_ref(), &self.current).map(Some);
+        }
+        if let Some(dir) = &self.given {
+            return Ok(Some(dir.clone()));
+        }
+        if payload.is_empty() {
+            return Ok(None);
+        }
+        self.current.clone().map(Some)
+    }
+}
+
+/// `dir` made absolute against `current` (no symbolic links resolved, nothing checked on
+/// disk: the worker may run on another host, or after a task that creates it).
+fn absolute_dir(dir: &std::ffi::OsStr, current: &Result<String, String>) -> Result<String, String> {
+    if dir.is_empty() {
+        return Err("the working directory is empty".into());
+    }
+    let path = std::path::Path::new(dir);
+    if path.is_absolute() {
+        return utf8_dir(dir.to_os_string());
+    }
+    let base = current.as_ref().map_err(Clone::clone)?;
+    let joined = std::path::Path::new(base).join(path);
+    // `absolute` drops `.` components and repeated slashes; it keeps `..` (which would be
+    // wrong to fold where a component is a symbolic link).
+    let joined = std::path::absolute(&joined).unwrap_or(joined);
+    utf8_dir(joined.into_os_string())
+}
+
+fn utf8_dir(dir: std::ffi::OsString) -> Result<String, String> {
+    dir.into_string().map_err(|dir| {
+        format!(
+            "the directory {} is not UTF-8 text; give --cwd DIR",
+            dir.to_string_lossy()
+        )
+    })
+}
+
+/// The title of a task given as a command: its words joined by spaces (line breaks
+/// become spaces), cut to the default title limit on a character boundary.
+fn command_title(words: &[String], payload: &str) -> String {
+    let mut title: String = words
+        .join(" ")
+        .chars()
+        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
+        .collect();
+    if title.trim().is_empty() {
+        // Only empty or blank words: the quoted form at least shows them.
+        title = payload.to_string();
+    }
+    let mut end = title.len().min(MAX_TITLE_BYTES);
+    while !title.is_char_boundary(end) {
+        end -= 1;
+    }
+    title.truncate(end);
+    title
+}
+
 fn new_task(args: &AddArgs, title: String) -> NewTask {
     let run_at = match (args.delay, args.at) {
         (Some(delay), _) => Some(now_millis().saturating_add(delay.as_millis() as u64)),
@@ -122,11 +244,76 @@ fn new_task(args: &AddArgs, title: String) -> NewTask {
         run_at,
         lease_ms: args.lease.map(|lease| lease.as_millis() as u64),
         after: args.after.clone(),
+        cwd: None,
+        env: args.env.clone(),
+        timeout_ms: args
+            .timeout
+            .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
-fn add(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
-    let mut task = new_task(&args, args.title.clone().unwrap_or_default());
+/// The content of `--payload-file PATH` (`-`: standard input), exactly, as long as it is
+/// UTF-8 text no longer than any daemon accepts; read no further than that.
+fn read_payload_file(path: &std::path::Path, stdin_has_tasks: bool) -> Result<String, CliError> {
+    use std::io::Read;
+    let ceiling = crate::protocol::limits::TEXT_CEILING;
+    let from_stdin = path.as_os_str() == "-";
+    if from_stdin && stdin_has_tasks {
+        return Err(CliError::usage(
+            "--payload-file - reads standard input, which --stdin reads tasks from: give \
+             the payload in a file, or as a \"payload\" field with --jsonl",
+        ));
+    }
+    let shown = if from_stdin {
+        "standard input".to_string()
+    } else {
+        output::escape(&path.display().to_string()).into_owned()
+    };
+    let mut bytes = Vec::new();
+    let read = if from_stdin {
+        std::io::stdin()
+            .lock()
+            .take(ceiling as u64 + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|file| file.take(ceiling as u64 + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| CliError::usage(format!("cannot read the payload from {shown}: {e}")))?;
+    if bytes.len() > ceiling {
+        return Err(CliError::usage(format!(
+            "the payload in {shown} is larger than {} MiB, the most any daemon accepts",
+            ceiling / (1024 * 1024)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::usage(format!(
+            "the payload in {shown} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The payload from `--payload-file` or the words after `--`, and where tasks run.
+pub fn prepare_add(mut args: AddArgs) -> Result<(AddArgs, WorkDir), CliError> {
+    if let Some(path) = args.payload_file.take() {
+        args.payload = Some(read_payload_file(&path, args.stdin)?);
+    }
+    if !args.command.is_empty() {
+        args.payload = Some(quote_words(&args.command));
+    }
+    let dir = WorkDir::new(args.cwd.as_deref())?;
+    Ok((args, dir))
+}
+
+/// Adds the one task `args` describe; returns its id.
+pub fn add_one(session: &mut Session, args: &AddArgs, dir: &WorkDir) -> Result<TaskId, CliError> {
+    let title = match &args.title {
+        Some(title) => title.clone(),
+        None => command_title(&args.command, args.payload.as_deref().unwrap_or_default()),
+    };
+    let mut task = new_task(args, title);
+    task.cwd = dir.for_task(&task.payload, None).map_err(CliError::usage)?;
     // What no daemon accepts is a usage error here; the daemon checks its own limits.
     task.validate(&Limits::CEILINGS).map_err(CliError::usage)?;
     let ids = expect_added(session.call(Request::AddTasks { tasks: vec![task] })?)?;
@@ -139,15 +326,10 @@ fn add(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
             && task.status == TaskStatus::Cancelled
         {
             let reason = task.error.unwrap_or_default();
-            eprintln!("vapora: task {id} was added cancelled: {reason}");
+            output::error(&format!("task {id} was added cancelled: {reason}"));
         }
     }
-    if session.json {
-        output::json(&json!({ "id": id }))?;
-    } else {
-        println!("{id}");
-    }
-    Ok(OK)
+    Ok(id)
 }
 
 fn expect_added(response: Response) -> Result<Vec<TaskId>, CliError> {
@@ -157,47 +339,124 @@ fn expect_added(response: Response) -> Result<Vec<TaskId>, CliError> {
     }
 }
 
-/// A `--jsonl` line. Missing fields take the values of the command-line flags.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonTask {
-    title: String,
-    payload: Option<String>,
-    priority: Option<i32>,
-    queue: Option<String>,
-    requires: Option<Vec<String>>,
-    max_attempts: Option<u32>,
-    after: Option<Vec<u64>>,
+/// The fields a `--jsonl` line may have (the `--help` of `--jsonl` lists them too).
+const JSONL_FIELDS: &str =
+    "title, payload, priority, queue, requires, max_attempts, after, cwd, env, timeout_ms";
+
+/// Reads a `--jsonl` line into a task: missing fields take the values of the command-line
+/// flags. Each field is checked by hand rather than by a derived `Deserialize`, so that a
+/// wrong one is named in the user's words (`"priority" must be a whole number ...`), not
+/// serde's (`expected i32`). Returns the task and the line's own `cwd`, if any (made
+/// absolute by the caller).
+fn json_task(args: &AddArgs, line: &str) -> Result<(NewTask, Option<String>), String> {
+    use serde_json::Value;
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(fields) = value else {
+        return Err(format!(
+            "expected a JSON object like {{\"title\": \"...\"}} (fields: {JSONL_FIELDS})"
+        ));
+    };
+    let text = |name: &str, value: &Value| match value {
+        Value::String(text) => Ok(text.clone()),
+        _ => Err(format!("\"{name}\" must be a string")),
+    };
+    let whole = |name: &str, value: &Value, min: i128, max: i128| match value
+        .as_i64()
+        .map(i128::from)
+        .or(value.as_u64().map(i128::from))
+    {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "\"{name}\" must be a whole number from {min} to {max}"
+        )),
+    };
+    let list = |name: &str, value: &Value, what: &str| match value {
+        Value::Array(items) => Ok(items.clone()),
+        _ => Err(format!("\"{name}\" must be an array of {what}")),
+    };
+    let title = match fields.get("title") {
+        Some(value) => text("title", value)?,
+        None => return Err("\"title\" is missing".to_string()),
+    };
+    let mut task = new_task(args, title);
+    let mut cwd = None;
+    for (name, value) in &fields {
+        match name.as_str() {
+            "title" => {}
+            // `null` is a missing field: it takes the flag's value.
+            _ if value.is_null() && JSONL_FIELDS.split(", ").any(|field| field == name) => {}
+            "payload" => task.payload = text(name, value)?,
+            "queue" => task.queue = text(name, value)?,
+            "priority" => {
+                let n = whole(name, value, i32::MIN.into(), i32::MAX.into())?;
+                task.priority = i32::try_from(n).map_err(|e| e.to_string())?;
+            }
+            "max_attempts" => {
+                let max = crate::protocol::limits::MAX_ATTEMPTS_LIMIT;
+                let n = whole(name, value, 1, max.into())?;
+                task.max_attempts = u32::try_from(n).map_err(|e| e.to_string())?;
+            }
+            "requires" => {
+                task.requires = list(name, value, "capability names")?
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(text) => Ok(text.clone()),
+                        _ => Err("\"requires\" must be an array of capability names".to_string()),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "after" => {
+                task.after = list(name, value, "task ids")?
+                    .iter()
+                    .map(|item| {
+                        item.as_u64()
+                            .ok_or_else(|| "\"after\" must be an array of task ids".to_string())
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "cwd" => cwd = Some(text(name, value)?),
+            "env" => {
+                let Value::Object(vars) = value else {
+                    return Err("\"env\" must be an object like {\"KEY\": \"VALUE\"}".into());
+                };
+                task.env = vars
+                    .iter()
+                    .map(|(key, value)| match value {
+                        Value::String(text) => Ok((key.clone(), text.clone())),
+                        _ => Err(format!("\"env\": the value of {key} must be a string")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "timeout_ms" => {
+                let n = whole(name, value, 0, i64::MAX.into())?;
+                task.timeout_ms = Some(u64::try_from(n).map_err(|e| e.to_string())?);
+            }
+            other => {
+                return Err(format!(
+                    "unknown field \"{other}\" (fields: {JSONL_FIELDS})"
+                ));
+            }
+        }
+    }
+    Ok((task, cwd))
 }
 
 /// Parses one input line into a task validated against the daemon's `limits`.
-fn parse_line(args: &AddArgs, limits: &Limits, line: &str) -> Result<NewTask, String> {
+fn parse_line(
+    args: &AddArgs,
+    dir: &WorkDir,
+    limits: &Limits,
+    line: &str,
+) -> Result<NewTask, String> {
+    let mut line_cwd = None;
     let mut task = if args.jsonl {
-        let fields: JsonTask =
-            serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-        let mut task = new_task(args, fields.title);
-        if let Some(payload) = fields.payload {
-            task.payload = payload;
-        }
-        if let Some(priority) = fields.priority {
-            task.priority = priority;
-        }
-        if let Some(queue) = fields.queue {
-            task.queue = queue;
-        }
-        if let Some(requires) = fields.requires {
-            task.requires = requires;
-        }
-        if let Some(max_attempts) = fields.max_attempts {
-            task.max_attempts = max_attempts;
-        }
-        if let Some(after) = fields.after {
-            task.after = after;
-        }
+        let (task, cwd) = json_task(args, line)?;
+        line_cwd = cwd;
         task
     } else {
         new_task(args, line.to_string())
     };
+    task.cwd = dir.for_task(&task.payload, line_cwd.as_deref())?;
     task.validate(limits)?;
     Ok(task)
 }
@@ -209,7 +468,7 @@ fn parse_line(args: &AddArgs, limits: &Limits, line: &str) -> Result<NewTask, St
 /// The input is read and checked first (against what any daemon could accept), without a
 /// connection: a slow producer holds no connection open. Then the daemon is asked for its
 /// own limits, and every task is checked against those too before the first is sent.
-fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
+fn add_stdin(session: &mut Session, args: AddArgs, dir: &WorkDir) -> Result<i32, CliError> {
     let mut tasks = Vec::new();
     let mut bad_lines = 0usize;
     for (index, line) in io::stdin().lock().lines().enumerate() {
@@ -219,11 +478,11 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         if args.jsonl && line.trim().is_empty() {
             continue;
         }
-        match parse_line(&args, &Limits::CEILINGS, line) {
+        match parse_line(&args, dir, &Limits::CEILINGS, line) {
             Ok(task) => tasks.push((number, task)),
             Err(message) => {
                 bad_lines += 1;
-                eprintln!("vapora: line {number}: {message}");
+                output::error(&format!("line {number}: {message}"));
             }
         }
     }
@@ -245,7 +504,7 @@ fn add_stdin(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     for (number, task) in &mut tasks {
         if let Err(message) = task.validate(&limits) {
             bad_lines += 1;
-            eprintln!("vapora: line {number}: {message}");
+            output::error(&format!("line {number}: {message}"));
         }
     }
     if bad_lines > 0 {
@@ -306,6 +565,12 @@ fn batches(tasks: Vec<NewTask>, max_tasks: usize) -> Vec<Request> {
             + task.payload.len()
             + task.queue.len()
             + task.requires.iter().map(|r| r.len() + 8).sum::<usize>()
+            + task.cwd.as_ref().map_or(0, String::len)
+            + task
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 16)
+                .sum::<usize>()
             + 32;
         if !batch.is_empty() && (batch.len() >= max_tasks || bytes + size > STDIN_BATCH_BYTES) {
             requests.push(Request::AddTasks {
@@ -375,8 +640,9 @@ fn show(session: &mut Session, id: TaskId, payload_only: bool) -> Result<i32, Cl
 
 fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
     let wait_ms = args.wait.map_or(0, |wait| wait.as_millis().max(1) as u64);
+    let agent = args.agent;
     let response = session.call(Request::Claim {
-        agent: args.agent,
+        agent: agent.clone(),
         queues: args.queue,
         wait_ms,
         done: args.done.map(|id| DoneFirst {
@@ -392,6 +658,46 @@ fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
             }
             output::note(session.quiet, "nothing to claim");
             return Ok(EMPTY);
+        }
+        Response::AgentUnavailable { status } => {
+            if session.json {
+                output::json(&serde_json::Value::Null)?;
+            }
+            let why = match status {
+                AgentStatus::Paused => format!(
+                    "agent {agent} is paused: it claims nothing until resumed with \
+                     `vapora agent status {agent} idle`"
+                ),
+                _ => format!(
+                    "agent {agent} is {status}: it claims nothing until set \
+                     `vapora agent status {agent} idle` (or registered again)"
+                ),
+            };
+            output::note(session.quiet, &format!("nothing claimed: {why}"));
+            return Ok(EMPTY);
+        }
+        Response::AtLimit { max_tasks, running } => {
+            if session.json {
+                output::json(&json!({
+                    "agent": agent,
+                    "at_limit": true,
+                    "max_tasks": max_tasks,
+                    "running": running,
+                }))?;
+            }
+            let ids: Vec<String> = running.iter().map(u64::to_string).collect();
+            let what = if running.len() == 1 { "task" } else { "tasks" };
+            output::note(
+                session.quiet,
+                &format!(
+                    "agent {agent} is at its limit ({} of {max_tasks}): running {what} {}; \
+                     a worker that does not run them can give them back with \
+                     `vapora agent heartbeat {agent} --release-others`",
+                    running.len(),
+                    ids.join(", ")
+                ),
+            );
+            return Ok(AT_LIMIT);
         }
         other => return Err(unexpected(other)),
     };
@@ -410,6 +716,12 @@ fn wait(
     ids: Vec<TaskId>,
     timeout: Option<std::time::Duration>,
 ) -> Result<i32, CliError> {
+    if ids.len() > MAX_WAIT_IDS {
+        return Err(CliError::usage(format!(
+            "a wait names at most {MAX_WAIT_IDS} tasks, not {}; wait for them in parts",
+            ids.len()
+        )));
+    }
     let response = session.call(Request::Wait {
         ids: ids.clone(),
         timeout_ms: timeout.map(|t| t.as_millis() as u64),
@@ -419,9 +731,10 @@ fn wait(
         other => return Err(unexpected(other)),
     };
     if session.json {
+        let outcome = |task: &TaskOutcome| json!({"id": task.id, "status": task.status.as_str(), "attempts": task.attempts});
         match tasks.as_slice() {
-            [task] => output::task_json(task)?,
-            _ => output::tasks_json(&tasks)?,
+            [task] => output::json(&outcome(task))?,
+            _ => output::json(&tasks.iter().map(outcome).collect::<Vec<_>>())?,
         }
     } else if !session.quiet {
         let mut out = io::BufWriter::new(io::stdout().lock());
@@ -438,7 +751,7 @@ fn wait(
             .collect();
         output::note(
             session.quiet,
-            &format!("timed out; still not ended: {}", pending.join(", ")),
+            &format!("timed out; still not ended: {}", shorten(&pending)),
         );
         return Ok(EMPTY);
     }
@@ -449,9 +762,31 @@ fn wait(
     }
 }
 
+/// At most [`SHOWN_IDS`] of `ids`, then how many more: a message stays one short line.
+fn shorten(ids: &[String]) -> String {
+    if ids.len() <= SHOWN_IDS {
+        return ids.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        ids[..SHOWN_IDS].join(", "),
+        ids.len() - SHOWN_IDS
+    )
+}
+
+/// How many ids a message names before `and N more`.
+const SHOWN_IDS: usize = 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_id_lists_are_shortened() {
+        let ids: Vec<String> = (1..=25).map(|n| n.to_string()).collect();
+        assert_eq!(shorten(&ids[..3]), "1, 2, 3");
+        assert!(shorten(&ids).ends_with("19, 20 and 5 more"));
+    }
 
     #[test]
     fn batches_are_bounded_by_count_and_size() {

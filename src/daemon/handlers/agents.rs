@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::daemon::state::AppState;
-use crate::protocol::{AgentStatus, ErrorBody, Response};
+use crate::protocol::{AgentStatus, ErrorBody, Renew, Response, TaskId};
 
 pub async fn register(
     state: &Arc<AppState>,
@@ -35,8 +35,16 @@ pub async fn set_status(
         .map(Response::Agent)
 }
 
-pub async fn heartbeat(state: &Arc<AppState>, name: String) -> Result<Response, ErrorBody> {
-    state.heartbeat(name).await.map(Response::Agent)
+pub async fn heartbeat(
+    state: &Arc<AppState>,
+    name: String,
+    tasks: Vec<TaskId>,
+    renew: Renew,
+) -> Result<Response, ErrorBody> {
+    state
+        .heartbeat(name, tasks, renew)
+        .await
+        .map(Response::Heartbeat)
 }
 
 pub async fn remove(state: &Arc<AppState>, name: String) -> Result<Response, ErrorBody> {

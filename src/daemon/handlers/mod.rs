@@ -3,6 +3,7 @@
 
 mod agents;
 mod daemon;
+mod output;
 mod tasks;
 
 use std::sync::Arc;
@@ -45,7 +46,22 @@ pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Respons
         Request::ListAgents { statuses } => agents::list(state, statuses),
         Request::GetAgent { name } => agents::get(state, name),
         Request::SetAgentStatus { name, status } => agents::set_status(state, name, status).await,
-        Request::Heartbeat { name } => agents::heartbeat(state, name).await,
+        Request::Heartbeat { name, tasks, renew } => {
+            agents::heartbeat(state, name, tasks, renew).await
+        }
         Request::RemoveAgent { name } => agents::remove(state, name).await,
+        Request::GiveBack { id, agent } => tasks::give_back(state, id, agent).await,
+        Request::AppendOutput {
+            id,
+            attempt,
+            agent,
+            data,
+        } => output::append(state, id, attempt, agent, data).await,
+        Request::ReadOutput {
+            id,
+            attempt,
+            from,
+            follow,
+        } => output::read(state, id, attempt, from, follow).await,
     }
 }

@@ -18,7 +18,10 @@ pub fn get(state: &Arc<AppState>, id: TaskId) -> Result<Response, ErrorBody> {
     state.get_task(id).map(Response::Task)
 }
 
-/// Claims now, or parks for up to `wait_ms` until a task arrives.
+/// Claims now, or parks for up to `wait_ms` until a task arrives. A claim that gets
+/// nothing says why: an agent paused or offline, or at its limit, is told so (at once
+/// without a wait, at the end of its wait with one: a slot can free up, the agent be
+/// resumed, meanwhile); anything else is "nothing to claim".
 pub async fn claim(
     state: &Arc<AppState>,
     agent: String,
@@ -26,17 +29,30 @@ pub async fn claim(
     wait_ms: u64,
     done: Option<DoneFirst>,
 ) -> Result<Response, ErrorBody> {
-    match state.claim(agent, queues, wait_ms > 0, done).await? {
-        ClaimOutcome::Claimed(task) => Ok(Response::Claimed(Some(task))),
-        ClaimOutcome::Empty => Ok(Response::Claimed(None)),
+    let outcome = match state
+        .claim(agent.clone(), queues, wait_ms > 0, done)
+        .await?
+    {
         ClaimOutcome::Parked(mut ticket) => {
             let wait = Duration::from_millis(wait_ms);
             match tokio::time::timeout(wait, ticket.recv()).await {
-                Ok(handed) => handed.map(|task| Response::Claimed(Some(task))),
-                Err(_elapsed) => Ok(Response::Claimed(None)),
+                Ok(handed) => return handed.map(|task| Response::Claimed(Some(task))),
+                Err(_elapsed) => {
+                    // Withdrawn first (a task handed over at this instant goes back), then
+                    // asked why nothing came.
+                    drop(ticket);
+                    state.unclaimed(&agent)
+                }
             }
         }
-    }
+        outcome => outcome,
+    };
+    Ok(match outcome {
+        ClaimOutcome::Claimed(task) => Response::Claimed(Some(task)),
+        ClaimOutcome::AtLimit { max_tasks, running } => Response::AtLimit { max_tasks, running },
+        ClaimOutcome::Unavailable(status) => Response::AgentUnavailable { status },
+        ClaimOutcome::Empty | ClaimOutcome::Parked(_) => Response::Claimed(None),
+    })
 }
 
 pub async fn complete(
@@ -55,14 +71,31 @@ pub async fn fail(
     retry: bool,
     agent: Option<String>,
 ) -> Result<Response, ErrorBody> {
-    state
-        .fail(id, reason, retry, agent)
-        .await
-        .map(Response::Task)
+    let task = state.fail(id, reason, retry, agent).await?;
+    // A retried task has not ended, but its attempt has: followers of it look again.
+    wake_followers(state, id);
+    Ok(Response::Task(task))
+}
+
+fn wake_followers(state: &Arc<AppState>, id: TaskId) {
+    if let Ok(logs) = state.logs() {
+        logs.touch(id);
+    }
+}
+
+pub async fn give_back(
+    state: &Arc<AppState>,
+    id: TaskId,
+    agent: String,
+) -> Result<Response, ErrorBody> {
+    let task = state.give_back(id, agent).await?;
+    wake_followers(state, id);
+    Ok(Response::Task(task))
 }
 
 pub async fn cancel(state: &Arc<AppState>, id: TaskId) -> Result<Response, ErrorBody> {
-    state.cancel(id).await.map(Response::Task)
+    let (task, dependents) = state.cancel(id).await?;
+    Ok(Response::Cancelled { task, dependents })
 }
 
 pub async fn retry(state: &Arc<AppState>, id: TaskId) -> Result<Response, ErrorBody> {

@@ -35,6 +35,12 @@
 //! process died inside it). A segment opened after a failed append starts again at that
 //! record's number and supersedes whatever its predecessor holds from there on.
 //!
+//! **Syncing** ([`Journal::take_unsynced`], run by `syncer.rs`). An append reaches the
+//! operating system, which survives `kill -9` but not a power cut. A background thread
+//! fsyncs what was appended at least once a second, off the request path (as Redis's
+//! `appendfsync everysec`), older segments before newer ones, and the directory after a
+//! segment was created; so a power cut loses at most about the last second.
+//!
 //! **Trimming** ([`Journal::prune`]). A segment is deleted only once the database holds all
 //! its records durably, i.e. after a WAL checkpoint that completed (checkpoints fsync);
 //! after a bare commit under `synchronous=NORMAL` the database may still lose them on
@@ -49,8 +55,26 @@ use std::path::{Path, PathBuf};
 use crate::daemon::change::Change;
 use crate::protocol::codec;
 
-/// The first bytes of every segment; a new record format gets a new magic.
-pub const MAGIC: &[u8; 8] = b"VAPJRN01";
+/// The first bytes of every segment; a new record format gets a new magic, and the old
+/// format stays readable (`journal_v1.rs`) so an upgrade loses nothing a crash left there.
+/// (2: tasks carry `cwd`, `env` and `timeout_ms`.)
+pub const MAGIC: &[u8; 8] = b"VAPJRN02";
+
+/// Which record format a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    V1,
+    Current,
+}
+
+impl Format {
+    fn decode(self, body: &[u8]) -> Result<Vec<Change>, codec::CodecError> {
+        match self {
+            Format::V1 => super::journal_v1::decode(body),
+            Format::Current => codec::decode_unframed(body),
+        }
+    }
+}
 /// `len`, `crc`, `seq`.
 const RECORD_HEADER: usize = 16;
 /// Space reserved at a time. Small enough that a nearly full disk fails the journal while
@@ -60,6 +84,16 @@ const CHUNK: u64 = 256 * 1024;
 /// A segment is closed once it holds this much, so the journal can be trimmed behind
 /// the database.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What one pass of the syncer must make durable.
+pub struct Unsynced {
+    /// Segments with writes not yet fsynced, oldest first.
+    pub files: Vec<File>,
+    /// The journal directory, when a segment was created in it.
+    pub dir: Option<PathBuf>,
+    /// The last record these hold: durable once they are synced.
+    pub through_seq: u64,
+}
 
 /// One appended record, for the writer thread to commit into SQLite.
 #[derive(Debug)]
@@ -105,6 +139,14 @@ struct OpenSegment {
 pub struct Journal {
     dir: PathBuf,
     current: Option<OpenSegment>,
+    /// Whether the current segment was written since the syncer last took it.
+    dirty: bool,
+    /// Closed segments written since the syncer last took them, to fsync before the
+    /// current one.
+    unsynced: Vec<File>,
+    /// Whether a segment was created since the syncer last looked: the directory entry
+    /// must reach the disk too.
+    created: bool,
     /// Closed segments, oldest first.
     closed: Vec<Segment>,
     next_number: u64,
@@ -131,6 +173,9 @@ impl Journal {
         Journal {
             dir,
             current: None,
+            dirty: false,
+            unsynced: Vec::new(),
+            created: false,
             closed,
             next_number,
             next_seq,
@@ -169,7 +214,13 @@ impl Journal {
     /// Writes one encoded record at the end of the current segment.
     fn write(&mut self, record: &[u8]) -> io::Result<()> {
         let seq = self.next_seq;
-        let segment = self.segment()?;
+        self.segment()?;
+        // From here on the segment may hold bytes the syncer has yet to make durable.
+        self.dirty = true;
+        let segment = self
+            .current
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no journal segment"))?;
         let end = segment.offset + record.len() as u64;
         if end > segment.reserved {
             reserve(segment, end)?;
@@ -270,20 +321,64 @@ impl Journal {
             }
             segment.offset = MAGIC.len() as u64;
             self.current = Some(segment);
+            self.dirty = true;
+            self.created = true;
         }
         self.current
             .as_mut()
             .ok_or_else(|| io::Error::other("no journal segment"))
     }
 
-    /// Stops appending to the current segment; the next append opens a new one.
+    /// Stops appending to the current segment; the next append opens a new one. Its
+    /// unsynced writes stay due for the syncer.
     fn abandon_segment(&mut self) {
+        if let Some(current) = self.current.take() {
+            if std::mem::take(&mut self.dirty) {
+                self.unsynced.push(current.file);
+            }
+            self.closed.push(Segment {
+                path: current.path,
+                last_seq: current.last_seq,
+            });
+        }
+    }
+
+    /// What the syncer must fsync to make every record appended so far durable, taken
+    /// (so the next call returns only what is appended after this one); `None` when
+    /// nothing was appended since the last call. Called under the journal's lock, so it
+    /// only duplicates a descriptor: the fsyncs happen after the lock is released.
+    pub fn take_unsynced(&mut self) -> io::Result<Option<Unsynced>> {
+        if !self.dirty && self.unsynced.is_empty() && !self.created {
+            return Ok(None);
+        }
+        let mut files = std::mem::take(&mut self.unsynced);
+        if std::mem::take(&mut self.dirty)
+            && let Some(current) = &self.current
+        {
+            files.push(current.file.try_clone()?);
+        }
+        Ok(Some(Unsynced {
+            files,
+            dir: std::mem::take(&mut self.created).then(|| self.dir.clone()),
+            through_seq: self.next_seq.saturating_sub(1),
+        }))
+    }
+
+    /// After an fsync failed: the kernel may have dropped the pages it could not write,
+    /// so nothing written through those descriptors is trusted to be on disk, and no later
+    /// fsync of them could say otherwise. The current segment is closed without being
+    /// synced again; the next append (once writes are accepted) opens a new one. Returns
+    /// the last record appended, which only the database can now make durable.
+    pub fn distrust_unsynced(&mut self) -> u64 {
+        self.unsynced.clear();
+        self.dirty = false;
         if let Some(current) = self.current.take() {
             self.closed.push(Segment {
                 path: current.path,
                 last_seq: current.last_seq,
             });
         }
+        self.next_seq.saturating_sub(1)
     }
 }
 
@@ -362,14 +457,28 @@ pub enum ReplayError {
     },
     #[error("{0}")]
     Apply(String),
+    #[error(
+        "{path}: the journal has a gap: record {expected} is missing and this segment goes on \
+         at record {found} (a segment deleted or truncated, or a database restored from an \
+         older copy). vapora will not start on it, since everything after the gap would be \
+         dropped; nothing was changed. To start with what comes before the gap, move {path} \
+         and the segments numbered after it out of {dir} (keep them for inspection)"
+    )]
+    Gap {
+        path: String,
+        dir: String,
+        expected: u64,
+        found: u64,
+    },
 }
 
 /// Hands every record numbered above `applied` to `apply`, in order, and says where the
 /// journal continues. Records the database already holds are skipped. A gap (records
-/// missing in the middle, which only a power loss can leave behind) ends the replay there:
-/// the segments past it are renamed `*.discarded`, kept for inspection, and reported.
-/// Segments are read one at a time, so memory stays within one segment however long the
-/// journal grew.
+/// missing between what the database holds and what the journal holds next: a segment
+/// deleted or truncated by hand or by a file-system fault, or a database restored from an
+/// older copy) is an error that changes nothing: starting would drop everything after it
+/// without a word, so the operator decides. Segments are read one at a time, so memory
+/// stays within one segment however long the journal grew.
 pub fn replay(
     dir: &Path,
     applied: u64,
@@ -414,12 +523,11 @@ pub fn replay(
     // Each segment ends where the next one that holds records begins.
     let firsts = numbered
         .iter()
-        .map(|(_, path)| Ok(records(&read_segment(path)?).next().map(|(seq, _)| seq)))
+        .map(|(_, path)| Ok(records(&read_segment(path)?.1).next().map(|(seq, _)| seq)))
         .collect::<Result<Vec<Option<u64>>, ReplayError>>()?;
-    let mut gap = None;
     for (index, (_, path)) in numbered.iter().enumerate() {
         let limit = firsts[index + 1..].iter().flatten().next().copied();
-        let bytes = read_segment(path)?;
+        let (format, bytes) = read_segment(path)?;
         for (seq, body) in records(&bytes) {
             if limit.is_some_and(|limit| seq >= limit) {
                 break;
@@ -428,53 +536,38 @@ pub fn replay(
                 continue;
             }
             if seq > replayed.next_seq {
-                gap = Some(index);
-                tracing::error!(
-                    path = %path.display(),
-                    expected = replayed.next_seq,
-                    found = seq,
-                    "the journal has a gap (records lost to a power failure?); \
-                     keeping what comes before it"
-                );
-                break;
-            }
-            let changes: Vec<Change> =
-                codec::decode_unframed(body).map_err(|e| ReplayError::Undecodable {
+                return Err(ReplayError::Gap {
                     path: path.display().to_string(),
-                    seq,
-                    reason: e.to_string(),
-                })?;
+                    dir: dir.display().to_string(),
+                    expected: replayed.next_seq,
+                    found: seq,
+                });
+            }
+            let changes = format.decode(body).map_err(|e| ReplayError::Undecodable {
+                path: path.display().to_string(),
+                seq,
+                reason: e.to_string(),
+            })?;
             apply(seq, changes).map_err(ReplayError::Apply)?;
             replayed.records += 1;
             replayed.next_seq += 1;
         }
-        if gap.is_some() {
-            break;
-        }
     }
-    for (index, (_, path)) in numbered.into_iter().enumerate() {
-        if gap.is_some_and(|first_discarded| index >= first_discarded) {
-            let mut aside = path.clone().into_os_string();
-            aside.push(".discarded");
-            fs::rename(&path, &aside)?;
-            tracing::error!(path = %PathBuf::from(aside).display(), "journal segment set aside");
-        } else {
-            replayed.segments.push(path);
-        }
-    }
+    replayed.segments = numbered.into_iter().map(|(_, path)| path).collect();
     Ok(replayed)
 }
 
-/// A segment's bytes, checked for the magic. A file too short for it, or whose first bytes
-/// are still zeros (created, then the process died or the power failed before the magic
-/// reached the disk), holds no records: it reads as empty.
-fn read_segment(path: &Path) -> Result<Vec<u8>, ReplayError> {
+/// A segment's record format and bytes, checked for the magic. A file too short for it, or
+/// whose first bytes are still zeros (created, then the process died or the power failed
+/// before the magic reached the disk), holds no records: it reads as empty.
+fn read_segment(path: &Path) -> Result<(Format, Vec<u8>), ReplayError> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     match bytes.get(..MAGIC.len()) {
-        None => Ok(Vec::new()),
-        Some(start) if start == MAGIC => Ok(bytes),
-        Some(start) if start.iter().all(|&b| b == 0) => Ok(Vec::new()),
+        None => Ok((Format::Current, Vec::new())),
+        Some(start) if start == MAGIC => Ok((Format::Current, bytes)),
+        Some(start) if start == super::journal_v1::MAGIC => Ok((Format::V1, bytes)),
+        Some(start) if start.iter().all(|&b| b == 0) => Ok((Format::Current, Vec::new())),
         Some(_) => Err(ReplayError::Magic {
             path: path.display().to_string(),
         }),
@@ -596,15 +689,79 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_keeps_the_prefix_and_sets_the_rest_aside() {
+    fn a_gap_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         drop(write(dir.path(), 1, 1..=3));
         drop(write(dir.path(), 2, 6..=8));
-        let (seen, replayed) = read_back(dir.path(), 0);
-        assert_eq!(seen, vec![1, 2, 3]);
-        assert_eq!(replayed.next_seq, 4);
-        assert_eq!(replayed.segments, vec![dir.path().join(segment_name(1))]);
-        assert!(dir.path().join("0000000002.log.discarded").exists());
+        let names = || {
+            let mut names: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = names();
+        let mut seen = Vec::new();
+        let error = replay(dir.path(), 0, |seq, _| {
+            seen.push(seq);
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ReplayError::Gap {
+                    expected: 4,
+                    found: 6,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("0000000002.log"), "{error}");
+        assert_eq!(names(), before);
+        // A database that holds the missing records bridges the gap.
+        let (seen, replayed) = read_back(dir.path(), 5);
+        assert_eq!(seen, vec![6, 7, 8]);
+        assert_eq!(replayed.next_seq, 9);
+    }
+
+    #[test]
+    fn the_syncer_takes_each_append_once_and_never_a_distrusted_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = write(dir.path(), 1, 1..=3);
+        let work = journal.take_unsynced().unwrap().expect("records to sync");
+        assert_eq!((work.files.len(), work.through_seq), (1, 3));
+        assert!(work.dir.is_some(), "a segment was created: its entry too");
+        for file in &work.files {
+            file.sync_data().unwrap();
+        }
+        assert!(journal.take_unsynced().unwrap().is_none(), "nothing new");
+        journal.append(&change(4)).unwrap();
+        journal.abandon_segment();
+        journal.append(&change(5)).unwrap();
+        let work = journal.take_unsynced().unwrap().expect("records to sync");
+        assert_eq!(
+            work.files.len(),
+            2,
+            "the closed segment, then the current one"
+        );
+        assert!(work.dir.is_some());
+        assert_eq!(work.through_seq, 5);
+        // An fsync failed: what those descriptors hold is not trusted, nor synced again.
+        journal.append(&change(6)).unwrap();
+        assert_eq!(journal.distrust_unsynced(), 6);
+        assert!(journal.take_unsynced().unwrap().is_none());
+        // Appends go on in a new segment.
+        journal.append(&change(7)).unwrap();
+        assert!(dir.path().join(segment_name(3)).exists());
+        assert_eq!(
+            journal.take_unsynced().unwrap().map(|w| w.files.len()),
+            Some(1)
+        );
+        let (seen, _) = read_back(dir.path(), 0);
+        assert_eq!(seen, (1..=7).collect::<Vec<_>>());
     }
 
     #[test]

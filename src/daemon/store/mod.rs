@@ -25,9 +25,12 @@
 
 mod checkpoint;
 mod journal;
+mod journal_v1;
 mod rows;
 mod schema;
 mod snapshot;
+mod syncer;
+mod used;
 mod writer;
 
 use std::path::Path;
@@ -84,6 +87,12 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]
     Journal(#[from] journal::ReplayError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The data dir was used before but its database is gone or its journal broken:
+    /// starting would silently replace the queue with less of it.
+    #[error("{0}")]
+    UsedDataDir(String),
 }
 
 /// Tells one waiter whether a submission was committed (`Err` says why not).
@@ -111,15 +120,17 @@ enum Message {
     Close,
 }
 
-/// Why writes are refused, in one atomic so neither party can clear the other's reason:
-/// bit 0 is the writer's (a commit failed; it probes), and each journal failure waiting for
-/// its roll-back adds [`Health::ROLL_BACK`].
+/// Why writes are refused, in one atomic so no party can clear another's reason: bit 0 is
+/// the writer's (a commit failed; it probes), bit 1 the syncer's (an fsync failed; it waits
+/// for the database to hold everything durably), and each journal failure waiting for its
+/// roll-back adds [`Health::ROLL_BACK`].
 #[derive(Default)]
 pub(crate) struct Health(AtomicU32);
 
 impl Health {
     const WRITER_FAILING: u32 = 1;
-    const ROLL_BACK: u32 = 2;
+    const SYNC_FAILED: u32 = 2;
+    const ROLL_BACK: u32 = 4;
 
     fn is_degraded(&self) -> bool {
         self.0.load(Ordering::SeqCst) != 0
@@ -135,6 +146,14 @@ impl Health {
 
     fn clear_writer_failing(&self) {
         self.0.fetch_and(!Self::WRITER_FAILING, Ordering::SeqCst);
+    }
+
+    fn set_sync_failed(&self) {
+        self.0.fetch_or(Self::SYNC_FAILED, Ordering::SeqCst);
+    }
+
+    fn clear_sync_failed(&self) {
+        self.0.fetch_and(!Self::SYNC_FAILED, Ordering::SeqCst);
     }
 
     fn roll_back_queued(&self) {
@@ -174,6 +193,8 @@ pub struct Store {
     /// mode the writer tells it after each commit).
     recovery: OnceLock<Weak<dyn Recovery>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Journal mode: the thread that fsyncs the journal in the background.
+    syncer: Mutex<Option<syncer::Syncer>>,
 }
 
 /// The writer's half, until it is started with [`WriterHalf::spawn`].
@@ -199,6 +220,8 @@ impl Store {
     /// Opens (or creates) the database, checks and migrates its schema, commits what the
     /// journal holds beyond it, and loads it.
     pub fn open(path: &Path, sync: SyncMode) -> Result<(Store, Snapshot, WriterHalf), StoreError> {
+        // Before the database is opened, which creates it when missing.
+        let unmarked = used::check(path)?;
         let mut conn = Connection::open(path)?;
         // Reading the schema first validates the file before anything writes to it.
         schema::migrate_checked(&mut conn, sync)?;
@@ -207,6 +230,12 @@ impl Store {
         // acknowledged changes only there.
         let replayed = writer::replay_journal(&mut conn, &journal_dir)?;
         let snapshot = snapshot::load(&conn)?;
+        if unmarked {
+            used::mark(&conn, path)?;
+        } else if let Some(dir) = path.parent() {
+            // `journal/` may have been created just now.
+            crate::daemon::datadir::sync_dir(dir)?;
+        }
         let journal = (sync == SyncMode::Normal).then(|| {
             Journal::new(
                 journal_dir,
@@ -230,11 +259,19 @@ impl Store {
             checkpointer,
             replayed.next_seq - 1,
         );
+        let syncer = match sync {
+            SyncMode::Normal => Some(syncer::Syncer::start(
+                Arc::clone(&shared),
+                path.to_path_buf(),
+            )?),
+            SyncMode::Full => None,
+        };
         let store = Store {
             sender: Mutex::new(sender),
             shared,
             recovery: OnceLock::new(),
             writer: Mutex::new(None),
+            syncer: Mutex::new(syncer),
         };
         Ok((store, snapshot, WriterHalf(writer)))
     }
@@ -293,10 +330,20 @@ impl Store {
             Err(e) => {
                 tracing::error!(error = %e, "journal append failed; refusing writes until storage works");
                 self.shared.health.roll_back_queued();
+                // Refused at once: the change is not journaled, so nothing was acknowledged,
+                // and its answer must not wait behind a writer that may be stuck retrying
+                // a failing commit. Memory is put back by the writer (writes are refused
+                // meanwhile); until then reads may still show the refused change.
+                let error = format!("storage failed: {e}");
                 let (ack, ticket) = oneshot::channel();
                 acks.push(ack);
-                let error = format!("storage failed: {e}");
-                self.send(Message::RollBack { acks, error });
+                for ack in acks {
+                    let _ = ack.send(Err(error.clone()));
+                }
+                self.send(Message::RollBack {
+                    acks: Vec::new(),
+                    error,
+                });
                 return Some(ticket);
             }
         };
@@ -363,6 +410,11 @@ impl Store {
         let handle = self.writer.lock().ok().and_then(|mut slot| slot.take());
         if let Some(handle) = handle {
             let _ = handle.join();
+        }
+        // Last: whatever the writer's final checkpoint left in the journal is synced.
+        let syncer = self.syncer.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(syncer) = syncer {
+            syncer.stop();
         }
     }
 }

@@ -4,8 +4,9 @@
 //! lease extended) run statements prepared once per transaction and kept in [`Rows`].
 //! Looking them up in rusqlite's statement cache for every row hashed the SQL text, and
 //! returning them cleared their bindings: a tenth of the writer's time under bulk adds
-//! (perf, BENCHMARKS.md). A plain new task (no agent, result, error, delay, capabilities
-//! or dependencies, as most are) binds 11 values instead of 19.
+//! (perf, BENCHMARKS.md). A plain new task (no agent, result, error, delay, capabilities,
+//! dependencies, working directory, variables or timeout, as most are) binds 11 values
+//! instead of 22.
 
 use rusqlite::{CachedStatement, Connection, params};
 
@@ -30,16 +31,16 @@ impl Hot {
             Hot::AddPlain => {
                 "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
                     attempts, max_attempts, created_at, updated_at, result, error, seq,
-                    run_at, lease_until, lease_ms, after)
+                    run_at, lease_until, lease_ms, after, cwd, env, timeout_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', NULL, ?7, ?8, ?9, ?10, NULL, NULL, ?11,
-                    NULL, NULL, NULL, '[]')"
+                    NULL, NULL, NULL, '[]', NULL, '[]', NULL)"
             }
             Hot::Add => {
                 "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
                     attempts, max_attempts, created_at, updated_at, result, error, seq,
-                    run_at, lease_until, lease_ms, after)
+                    run_at, lease_until, lease_ms, after, cwd, env, timeout_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19)"
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
             }
             Hot::Claim => {
                 "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4,
@@ -203,6 +204,8 @@ impl<'a> Rows<'a> {
                 tx.prepare_cached("DELETE FROM agents WHERE name = ?1")?
                     .execute([name])?;
             }
+            // A bookkeeping row: the transaction's `next_task_id` update covers it.
+            Change::IdsUsed { .. } => {}
         }
         Ok(())
     }
@@ -215,7 +218,10 @@ impl<'a> Rows<'a> {
             && task.error.is_none()
             && task.run_at.is_none()
             && task.lease_until.is_none()
-            && task.lease_ms.is_none();
+            && task.lease_ms.is_none()
+            && task.cwd.is_none()
+            && task.env.is_empty()
+            && task.timeout_ms.is_none();
         if plain {
             self.hot(Hot::AddPlain)?.execute(params![
                 task.id as i64,
@@ -252,6 +258,9 @@ impl<'a> Rows<'a> {
             task.lease_until.map(|v| v as i64),
             task.lease_ms.map(|v| v as i64),
             json(&task.after),
+            task.cwd,
+            json(&task.env),
+            task.timeout_ms.map(|v| v as i64),
         ])?;
         Ok(())
     }
@@ -294,6 +303,9 @@ mod tests {
             lease_until: None,
             lease_ms: None,
             after: Vec::new(),
+            cwd: None,
+            env: Vec::new(),
+            timeout_ms: None,
         }
     }
 
@@ -313,6 +325,9 @@ mod tests {
         full.run_at = Some(1_700_000_060_000);
         full.lease_ms = Some(30_000);
         full.after = vec![1];
+        full.cwd = Some("/srv/app dir".into());
+        full.env = vec![("B".into(), "2".into()), ("A".into(), "x 'y'\n".into())];
+        full.timeout_ms = Some(90_000);
         let mut claimed = task(3);
         let tx = conn.transaction().unwrap();
         let mut rows = Rows::new(&tx);

@@ -148,6 +148,13 @@ const MIGRATIONS: &[&str] = &[
     "
     INSERT INTO meta (key, value) VALUES ('journal_seq', 0);
     ",
+    // 5: how a worker runs a task. Added columns go at the end, where a rebuild's
+    // `SELECT *` (migration 3) expects them.
+    "
+    ALTER TABLE tasks ADD COLUMN cwd TEXT;                      -- working directory, if set
+    ALTER TABLE tasks ADD COLUMN env TEXT NOT NULL DEFAULT '[]'; -- JSON array of [name, value]
+    ALTER TABLE tasks ADD COLUMN timeout_ms INTEGER;            -- one attempt's time limit, if set
+    ",
 ];
 
 /// The schema version this build writes.

@@ -4,8 +4,9 @@
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::daemon::availability::Availability;
 use crate::daemon::queue::{Restore, TaskQueue};
-use crate::daemon::registry::{AgentRecord, Availability, Registry};
+use crate::daemon::registry::{AgentRecord, Registry};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{Task, TaskStatus};
 
@@ -59,7 +60,7 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     let mut statement = conn.prepare(
         "SELECT id, title, payload, queue, priority, status, requires, agent, attempts,
                 max_attempts, created_at, updated_at, result, error, seq,
-                run_at, lease_until, lease_ms, after
+                run_at, lease_until, lease_ms, after, cwd, env, timeout_ms
          FROM tasks ORDER BY id",
     )?;
     let mut rows = statement.query([])?;
@@ -95,6 +96,9 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             lease_until: optional_time(row.get(16)?, "lease_until")?,
             lease_ms: optional_time(row.get(17)?, "lease_ms")?,
             after: json_list(text(18)?).map_err(|e| corrupt(format!("task {id} after: {e}")))?,
+            cwd: row.get(19)?,
+            env: json_list(text(20)?).map_err(|e| corrupt(format!("task {id} env: {e}")))?,
+            timeout_ms: optional_time(row.get(21)?, "timeout_ms")?,
         };
         let seq = non_negative(row.get(14)?, "seq")?;
         tasks.push(task, seq);

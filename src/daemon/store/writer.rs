@@ -21,6 +21,10 @@ const MAX_GROUP: usize = 4096;
 /// pages but cannot reset the log while commits keep coming; this bounds its size (about
 /// 40 MiB at typical commit sizes) at the cost of a short pause.
 const COMMITS_PER_WAL_RESTART: u32 = 4096;
+/// After a WAL restart a reader prevented, commits until the next try.
+const RESTART_RETRY_COMMITS: u32 = 256;
+/// How long a commit waits for another process's write lock (rusqlite's default).
+const COMMIT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A backlog at least this large is followed by returning free memory once it drains.
 const TRIM_AFTER_BACKLOG: usize = 1024 * 1024;
 /// How often a degraded store tries a write to see whether storage works again.
@@ -137,7 +141,7 @@ impl Writer {
         let mut busy = Duration::ZERO;
         let mut clean = true;
         while !self.closing {
-            let Some((batch, mut control)) = self.next_batch() else {
+            let Some((batch, control)) = self.next_batch() else {
                 break;
             };
             if !batch.is_empty() {
@@ -149,15 +153,9 @@ impl Writer {
                 match committed {
                     Ok(deltas) => self.committed(batch, &deltas),
                     Err(e) if self.journaled() => {
+                        // A failed append behind this batch was answered when it failed
+                        // (`Store::submit`); its roll-back waits for the batch to commit.
                         tracing::error!(error = %e, "commit of journaled changes failed; refusing writes and retrying");
-                        if let Some(Control::RollBack { acks, error }) = &mut control {
-                            // A failed append waits behind this batch for its roll-back,
-                            // which needs the batch in SQLite first, and the disk may stay
-                            // full for long: its client hears the refusal now. Memory
-                            // shows its change until the roll-back (writes are refused
-                            // meanwhile, so nothing builds on it).
-                            answer_error(std::mem::take(acks), error);
-                        }
                         match self.retry(&batch) {
                             Some(deltas) => self.committed(batch, &deltas),
                             None => {
@@ -246,12 +244,21 @@ impl Writer {
         self.commits_since_checkpoint += 1;
         self.commits_since_restart += 1;
         if self.commits_since_restart >= COMMITS_PER_WAL_RESTART {
-            self.commits_since_restart = 0;
             self.commits_since_checkpoint = 0;
-            match checkpoint(&self.conn, "RESTART") {
-                Ok(true) => self.prune_journal(),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "WAL restart failed; will retry later"),
+            match self.restart_wal() {
+                Ok(true) => {
+                    self.commits_since_restart = 0;
+                    self.prune_journal();
+                }
+                Ok(false) => {
+                    // A reader holds an old snapshot (a `sqlite3` shell inside a
+                    // transaction): the WAL grows meanwhile; try again a little later.
+                    self.commits_since_restart = COMMITS_PER_WAL_RESTART - RESTART_RETRY_COMMITS;
+                }
+                Err(e) => {
+                    self.commits_since_restart = COMMITS_PER_WAL_RESTART - RESTART_RETRY_COMMITS;
+                    tracing::warn!(error = %e, "WAL restart failed; will retry later");
+                }
             }
         } else if self.journal_prune_due() {
             // A closed segment waits for a checkpoint that covers it. PASSIVE never waits
@@ -269,6 +276,18 @@ impl Writer {
             self.commits_since_checkpoint = 0;
             self.checkpointer.request();
         }
+    }
+
+    /// A RESTART checkpoint that never waits for readers: with SQLite's busy handler it
+    /// waited up to the connection's busy timeout (5 s) for a reader holding an old
+    /// snapshot, and every write waited behind it. Without one it does what it can and
+    /// says whether it completed. Commits keep their busy timeout (another process may
+    /// hold the write lock for a moment).
+    fn restart_wal(&self) -> Result<bool, rusqlite::Error> {
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let restarted = checkpoint(&self.conn, "RESTART");
+        self.conn.busy_timeout(COMMIT_BUSY_TIMEOUT)?;
+        restarted
     }
 
     /// Deletes the journal segments a completed checkpoint made redundant.
@@ -511,8 +530,12 @@ struct Group {
 impl Group {
     fn write(&mut self, rows: &mut Rows<'_>, change: &Change) -> Result<(), rusqlite::Error> {
         rows.apply(change)?;
-        if let Change::TaskAdded { task, .. } = change {
-            self.highest_id = self.highest_id.max(Some(task.id));
+        match change {
+            Change::TaskAdded { task, .. } => self.highest_id = self.highest_id.max(Some(task.id)),
+            Change::IdsUsed { next_id } => {
+                self.highest_id = self.highest_id.max(next_id.checked_sub(1));
+            }
+            _ => {}
         }
         let deltas = counter_deltas(std::iter::once(change));
         self.deltas.enqueued += deltas.enqueued;
@@ -626,7 +649,7 @@ fn release_free_memory() {
 /// Runs a checkpoint of the given mode; `Ok(true)` when it completed (every WAL frame is
 /// in the database file, and the file is fsynced), so everything committed so far is
 /// durable and the journal segments it covers can go.
-fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
+pub(super) fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
     let (busy, log, checkpointed): (i64, i64, i64) =
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
@@ -650,7 +673,7 @@ fn delete_segments(paths: Vec<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
 }
 
 /// The last journal record the database holds, if it can be read.
-fn stored_journal_seq(conn: &Connection) -> Option<u64> {
+pub(super) fn stored_journal_seq(conn: &Connection) -> Option<u64> {
     conn.query_row(
         "SELECT value FROM meta WHERE key = 'journal_seq'",
         [],

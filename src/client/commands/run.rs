@@ -1,0 +1,107 @@
+//! `vapora run [task add flags] -- CMD [ARG]...`: adds the task, prints its output as a
+//! worker runs it (as `task logs --follow` does), and exits with the command's own exit
+//! status, as `tsp -f` and `pueue follow` do.
+
+use crate::client::cli::AddArgs;
+use crate::client::exit::{CliError, FAILURE, OK};
+use crate::client::work::outcome::signal_number;
+use crate::client::{Session, output, unexpected};
+use crate::protocol::{AgentStatus, Request, Response, Task, TaskId, TaskStatus};
+
+/// `timeout(1)`'s exit status for a command it stopped.
+const TIMED_OUT: i32 = 124;
+
+pub fn run(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
+    if args.stdin || args.jsonl {
+        return Err(CliError::usage(
+            "vapora run runs one command: --stdin and --jsonl are for `vapora task add`",
+        ));
+    }
+    if args.command.is_empty() && args.payload.is_none() && args.payload_file.is_none() {
+        return Err(CliError::usage(
+            "give the command to run after --, e.g. `vapora run -- make test`",
+        ));
+    }
+    let (args, dir) = super::task::prepare_add(args)?;
+    let id = super::task::add_one(session, &args, &dir)?;
+    output::note(session.quiet, &format!("vapora: task {id}"));
+    say_if_no_worker(session, id, &args.requires)?;
+    match super::logs::logs(session, id, true, None, None) {
+        Ok(_) => {}
+        // Nobody reads our output any more (`vapora run ... | head`): stop printing, but
+        // the exit status is still the command's, once it ends.
+        Err(closed) if closed.code == OK => {
+            session.call(Request::Wait {
+                ids: vec![id],
+                timeout_ms: None,
+            })?;
+        }
+        Err(error) => return Err(error),
+    }
+    let task = match session.call(Request::GetTask { id })? {
+        Response::Task(task) => task,
+        other => return Err(unexpected(other)),
+    };
+    Ok(exit_status(session, &task))
+}
+
+/// Says on stderr when no active agent has the capabilities the task requires: the task
+/// waits in the queue until a worker comes, and silence would look like a hang.
+fn say_if_no_worker(
+    session: &mut Session,
+    id: TaskId,
+    requires: &[String],
+) -> Result<(), CliError> {
+    let agents = match session.call(Request::ListAgents {
+        statuses: vec![AgentStatus::Idle, AgentStatus::Busy],
+    })? {
+        Response::Agents(agents) => agents,
+        other => return Err(unexpected(other)),
+    };
+    let able = agents
+        .iter()
+        .any(|agent| requires.iter().all(|cap| agent.capabilities.contains(cap)));
+    if !able {
+        let which = if requires.is_empty() {
+            "no worker is running".to_string()
+        } else {
+            format!("no running worker has {}", requires.join(", "))
+        };
+        output::error(&format!(
+            "task {id} waits: {which}; start one with `vapora work` (this command goes on \
+             waiting)"
+        ));
+    }
+    Ok(())
+}
+
+/// The command's own exit status: 0 when done, its exit code when it failed with one,
+/// 128 + the signal when a signal killed it, 124 when it timed out; 1 otherwise
+/// (cancelled, or a failure without a command status).
+fn exit_status(session: &Session, task: &Task) -> i32 {
+    let reason = task.error.as_deref().unwrap_or("");
+    match task.status {
+        TaskStatus::Done => OK,
+        TaskStatus::Failed => {
+            if let Some(code) = reason.strip_prefix("exit ").and_then(|c| c.parse().ok()) {
+                code
+            } else if let Some(signal) = reason
+                .strip_prefix("killed by signal ")
+                .and_then(signal_number)
+            {
+                128 + signal
+            } else if reason.starts_with("timed out after") {
+                TIMED_OUT
+            } else {
+                FAILURE
+            }
+        }
+        status => {
+            output::note(
+                session.quiet,
+                &format!("vapora: task {} is {status}", task.id),
+            );
+            FAILURE
+        }
+    }
+}

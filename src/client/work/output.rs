@@ -1,0 +1,230 @@
+//! Sending each task's output to the daemon without ever holding up the task.
+//!
+//! The thread reading a task's output hands each chunk to one sender thread over a bounded
+//! channel and reads on (a task that writes faster than the daemon takes its output waits
+//! on its pipe). The sender, on a connection of its own, sends what it has (batched, at most
+//! [`MAX_OUTPUT_CHUNK`] per request) as `AppendOutput`. While no daemon answers, it keeps up
+//! to [`MAX_BUFFERED`] bytes per task and tries again every second; beyond that it drops
+//! the oldest and sends a marker line saying how much in their place. Output is never
+//! allowed to hold back an outcome: a reader whose task ended waits a bounded time for its
+//! output to be sent, then reports anyway.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::time::{Duration, Instant};
+
+use super::super::Connector;
+use super::super::connection::Client;
+use crate::protocol::limits::MAX_OUTPUT_CHUNK;
+use crate::protocol::{Request, TaskId};
+
+/// Output kept per task while no daemon answers.
+pub const MAX_BUFFERED: usize = 1024 * 1024;
+/// Between two tries while no daemon answers.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long a task's reader waits for its output to be sent before its outcome is reported.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+pub enum Message {
+    Chunk {
+        id: TaskId,
+        attempt: u32,
+        data: Vec<u8>,
+    },
+    /// The task's output ended: `done` is told once what was read is sent (or could not be).
+    End { id: TaskId, done: Sender<()> },
+}
+
+#[derive(Default)]
+struct Buffer {
+    attempt: u32,
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// Dropped since the last send, for the marker line.
+    dropped: u64,
+    ended: bool,
+}
+
+/// Chunks on their way to the sender thread, and the most it takes into one round of
+/// sending. A bounded channel: a task that writes faster than its output reaches the
+/// daemon waits on its pipe, as it would on a slow terminal, instead of the worker's
+/// memory growing. A round holds less than a task's buffer, so output is dropped only
+/// while no daemon answers, never because a task wrote fast.
+const IN_FLIGHT: usize = 8;
+const _: () = assert!((IN_FLIGHT + 1) * super::process::READ_CHUNK < MAX_BUFFERED);
+
+/// Starts the sender thread; its channel takes the chunks of every task.
+pub fn spawn(connector: Connector, agent: String) -> SyncSender<Message> {
+    let (sender, received) = mpsc::sync_channel(IN_FLIGHT);
+    std::thread::spawn(move || Outbox::new(connector, agent).run(received));
+    sender
+}
+
+struct Outbox {
+    connector: Connector,
+    agent: String,
+    client: Option<Client>,
+    /// Set while no daemon answers: when to try again.
+    retry_at: Option<Instant>,
+    buffers: BTreeMap<TaskId, Buffer>,
+}
+
+impl Outbox {
+    fn new(connector: Connector, agent: String) -> Outbox {
+        Outbox {
+            connector,
+            agent,
+            client: None,
+            retry_at: None,
+            buffers: BTreeMap::new(),
+        }
+    }
+
+    fn run(mut self, received: Receiver<Message>) {
+        loop {
+            let message = match self.retry_at {
+                Some(at) => {
+                    match received.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(message) => Some(message),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match received.recv() {
+                    Ok(message) => Some(message),
+                    Err(_) => return,
+                },
+            };
+            let mut acks = Vec::new();
+            // What is waiting, up to a round's worth: one request carries many chunks.
+            for message in message
+                .into_iter()
+                .chain(received.try_iter().take(IN_FLIGHT))
+            {
+                match message {
+                    Message::Chunk { id, attempt, data } => self.keep(id, attempt, data),
+                    Message::End { id, done } => {
+                        self.buffers.entry(id).or_default().ended = true;
+                        acks.push(done);
+                    }
+                }
+            }
+            if self.retry_at.is_none_or(|at| Instant::now() >= at) {
+                self.retry_at = None;
+                if self.send_all().is_err() {
+                    self.retry_at = Some(Instant::now() + RETRY);
+                }
+            }
+            self.buffers
+                .retain(|_, buffer| !(buffer.ended && buffer.chunks.is_empty()));
+            for done in acks {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn keep(&mut self, id: TaskId, attempt: u32, data: Vec<u8>) {
+        let buffer = self.buffers.entry(id).or_default();
+        buffer.attempt = attempt;
+        buffer.bytes += data.len();
+        buffer.chunks.push_back(data);
+        while buffer.bytes > MAX_BUFFERED {
+            let Some(oldest) = buffer.chunks.pop_front() else {
+                break;
+            };
+            buffer.bytes -= oldest.len();
+            buffer.dropped += oldest.len() as u64;
+        }
+    }
+
+    /// Sends every buffered chunk, task by task, in order. `Err` when no daemon answers.
+    fn send_all(&mut self) -> Result<(), ()> {
+        let ids: Vec<TaskId> = self
+            .buffers
+            .iter()
+            .filter(|(_, buffer)| !buffer.chunks.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            while let Some(request) = self.next_request(id) {
+                let (request, taken) = request;
+                if self.client.is_none() {
+                    self.client = Some(self.connector.connect().map_err(|_| ())?);
+                }
+                let Some(client) = self.client.as_mut() else {
+                    return Err(());
+                };
+                match client.call(&request) {
+                    Ok(Ok(_)) => {
+                        if let Some(buffer) = self.buffers.get_mut(&id) {
+                            buffer.dropped = 0;
+                            for _ in 0..taken {
+                                if let Some(sent) = buffer.chunks.pop_front() {
+                                    buffer.bytes -= sent.len();
+                                }
+                            }
+                        }
+                    }
+                    // Not this agent's task (any more), or the daemon cannot keep it:
+                    // nobody else will want this output.
+                    Ok(Err(_)) => {
+                        if let Some(buffer) = self.buffers.get_mut(&id) {
+                            buffer.chunks.clear();
+                            buffer.bytes = 0;
+                            buffer.dropped = 0;
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        self.client = None;
+                        return Err(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next request for task `id`'s buffered output, and how many chunks it takes.
+    fn next_request(&mut self, id: TaskId) -> Option<(Request, usize)> {
+        let buffer = self.buffers.get_mut(&id)?;
+        if buffer.chunks.is_empty() {
+            return None;
+        }
+        let mut data = Vec::new();
+        if buffer.dropped > 0 {
+            data.extend_from_slice(
+                format!(
+                    "[vapora work: {} bytes of output dropped while the daemon did not answer]\n",
+                    buffer.dropped
+                )
+                .as_bytes(),
+            );
+        }
+        let mut taken = 0;
+        // A chunk larger than a request's room (never from the readers) is split in place.
+        if let Some(first) = buffer.chunks.front_mut()
+            && data.len() + first.len() > MAX_OUTPUT_CHUNK
+        {
+            let room = MAX_OUTPUT_CHUNK - data.len();
+            let rest = first.split_off(room);
+            buffer.chunks.insert(1, rest);
+        }
+        for chunk in &buffer.chunks {
+            if taken > 0 && data.len() + chunk.len() > MAX_OUTPUT_CHUNK {
+                break;
+            }
+            data.extend_from_slice(chunk);
+            taken += 1;
+        }
+        Some((
+            Request::AppendOutput {
+                id,
+                attempt: buffer.attempt,
+                agent: self.agent.clone(),
+                data,
+            },
+            taken,
+        ))
+    }
+}
