@@ -74,6 +74,7 @@ fn concurrent_adders_and_claimers_lose_and_duplicate_nothing() {
                                     id: task.id,
                                     result: None,
                                     agent: Some(format!("w{c}")),
+                                    run: None,
                                 })
                                 .unwrap();
                             assert!(done.is_ok(), "{done:?}");

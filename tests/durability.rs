@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, TestDaemon, XorShift};
 use vapora::client::connection::Client;
-use vapora::protocol::{NewTask, Request, Response};
+use vapora::protocol::{NewTask, Request, Response, RunEnd};
 
 fn all_tasks(d: &TestDaemon) -> Vec<serde_json::Value> {
     d.run(&["task", "list", "--json"])
@@ -142,6 +142,10 @@ fn acknowledged_claims_and_finishes_survive_sigkill() {
                             reason: Some("no".into()),
                             retry: false,
                             agent: Some(agent.clone()),
+                            run: Some(RunEnd {
+                                attempt: task.attempts,
+                                exit_code: Some(1),
+                            }),
                         };
                         (fail, "failed")
                     } else {
@@ -150,6 +154,10 @@ fn acknowledged_claims_and_finishes_survive_sigkill() {
                                 id: task.id,
                                 result: Some("ok".into()),
                                 agent: Some(agent.clone()),
+                                run: Some(RunEnd {
+                                    attempt: task.attempts,
+                                    exit_code: Some(0),
+                                }),
                             },
                             "done",
                         )

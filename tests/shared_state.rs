@@ -260,7 +260,12 @@ fn concurrent_state_access() {
                         assert_eq!(task.status, TaskStatus::Running);
                         assert_eq!(task.agent.as_deref(), Some(agent.as_str()));
                         let done = state
-                            .complete(task.id, Some(format!("by {agent}")), Some(agent.clone()))
+                            .complete(
+                                task.id,
+                                Some(format!("by {agent}")),
+                                Some(agent.clone()),
+                                None,
+                            )
                             .await
                             .unwrap();
                         assert_eq!(done.status, TaskStatus::Done);
@@ -479,6 +484,7 @@ fn mutex_exclusive_writes() {
                                     task.id,
                                     Some(agent.clone()),
                                     Some(agent.clone()),
+                                    None,
                                 ))
                             } else {
                                 failed += 1;
@@ -487,6 +493,7 @@ fn mutex_exclusive_writes() {
                                     Some(agent.clone()),
                                     false,
                                     Some(agent.clone()),
+                                    None,
                                 ))
                             };
                             finished.unwrap();
@@ -744,6 +751,7 @@ fn shared_state_integration() {
                 id: claimed.id,
                 result: Some("r".into()),
                 agent: Some("w1".into()),
+                run: None,
             },
         );
         assert!(matches!(completed, Response::Task(ref t) if t.status == TaskStatus::Done));
@@ -864,6 +872,7 @@ fn shared_state_integration() {
                             id: last,
                             result: Some(agent.clone()),
                             agent: Some(agent.clone()),
+                            run: None,
                         },
                     );
                     (added, claimed)
@@ -1113,7 +1122,7 @@ async fn stress_worker(state: Arc<AppState>, w: usize) -> Tally {
         }
     }
     if let Some(id) = current {
-        match state.complete(id, None, Some(agent.clone())).await {
+        match state.complete(id, None, Some(agent.clone()), None).await {
             Ok(_) => tally.done += 1,
             Err(e) if is_race_loss(&e) => {}
             Err(e) => panic!("final done of {id}: {e}"),

@@ -163,7 +163,7 @@ async fn a_failure_waits_out_its_backoff() {
     let id = d.running_on_w1().await;
     let failed = d
         .state
-        .fail(id, Some("boom".into()), true, None)
+        .fail(id, Some("boom".into()), true, None, None)
         .await
         .unwrap();
     assert_eq!(failed.status, TaskStatus::Scheduled);
@@ -318,7 +318,7 @@ async fn finishing_a_task_does_not_renew_the_others() {
     assert_eq!(d.claim("w1").await, lost);
     d.after(Duration::from_secs(50)).await;
     d.state
-        .complete(first, None, Some("w1".into()))
+        .complete(first, None, Some("w1".into()), None)
         .await
         .unwrap();
     // The agent stays alive (a heartbeat naming no task renews nothing).

@@ -29,7 +29,11 @@ fn worker(d: &TestDaemon, args: &[&str]) -> Child {
 /// Waits (bounded) until `check` holds: for what has no signal of its own (a process
 /// gone, a file written by a task).
 fn until(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    until_within(Duration::from_secs(15), what, check)
+}
+
+fn until_within(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
     while !check() {
         assert!(Instant::now() < deadline, "never happened: {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -93,16 +97,31 @@ fn exit_codes_become_done_and_failures_with_reasons() {
     let w = worker(&d, &["--agent", "w1", "-j", "2", "--exit-when-empty"]);
     let run = Run::from_output(w.wait_with_output().unwrap());
     assert_eq!(run.code, 0, "{run:?}");
+    let ok_id = ok;
     let ok = task(&d, ok);
     assert_eq!(ok["status"], "done");
     assert_eq!(ok["result"], "last line");
+    // How long the attempt ran and how its command ended are kept with the task.
+    assert_eq!(ok["exit_code"], 0, "{ok}");
+    assert!(
+        ok["started_at"].is_string() && ok["ended_at"].is_string(),
+        "{ok}"
+    );
+    assert!(ok["run_ms"].as_u64().is_some_and(|ms| ms < 60_000), "{ok}");
+    let shown = d.run(&["task", "show", &ok_id.to_string()]);
+    assert!(shown.stdout.contains("exit code"), "{shown:?}");
+    assert!(shown.stdout.contains("ran:"), "{shown:?}");
     let exit3 = task(&d, exit3);
     assert_eq!(exit3["status"], "failed");
     assert_eq!(exit3["error"], "exit 3");
-    assert_eq!(task(&d, killed)["error"], "killed by signal TERM");
+    assert_eq!(exit3["exit_code"], 3);
+    let killed = task(&d, killed);
+    assert_eq!(killed["error"], "killed by signal TERM");
+    assert_eq!(killed["exit_code"], 128 + 15);
     let empty = task(&d, empty);
     assert_eq!(empty["status"], "failed");
     assert_eq!(empty["error"], "no payload to run");
+    assert_eq!(empty["exit_code"], serde_json::Value::Null, "nothing ran");
     assert_eq!(
         empty["attempts"], 1,
         "no retry for a task with nothing to run"
@@ -112,6 +131,21 @@ fn exit_codes_become_done_and_failures_with_reasons() {
     let retried = task(&d, retried);
     assert_eq!(retried["status"], "failed", "{retried}");
     assert_eq!(retried["attempts"], 2, "{retried}");
+
+    // Every attempt that ended with a reported outcome is in the run-time histogram: ok,
+    // exit 3, killed, nothing to run, env, and both attempts of the retried task.
+    let metrics = d.run(&["metrics", "--json"]).json();
+    assert_eq!(
+        metrics["run_cumulative"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        7,
+        "{metrics}"
+    );
+    let text = d.run(&["metrics", "--format", "prometheus"]).stdout;
+    assert!(text.contains("vapora_task_run_seconds_count 7"), "{text}");
 }
 
 #[test]
@@ -138,6 +172,11 @@ fn a_task_past_its_timeout_is_stopped_and_failed_as_timed_out() {
     let shown = task(&d, id);
     assert_eq!(shown["status"], "failed");
     assert_eq!(shown["error"], "timed out after 1s");
+    assert_eq!(shown["exit_code"], 124, "timeout(1)'s code");
+    assert!(
+        shown["run_ms"].as_u64().is_some_and(|ms| ms >= 1000),
+        "{shown}"
+    );
     let sleeper = read_pid(&pid_file).unwrap();
     until("the task's sleep is gone", || !alive(sleeper));
 }
@@ -479,7 +518,11 @@ fn a_chatty_task_keeps_the_worker_small() {
         "yes 0123456789abcdef | head -c 50000000; echo; echo end",
     ]);
     let mut w = worker(&d, &["--agent", "w1"]);
-    wait_status(&d, id, "done");
+    // Half a second in a release build; the debug build that `cargo test` makes takes
+    // about 12 s on two cores, so the bound is generous.
+    until_within(Duration::from_secs(120), "the chatty task done", || {
+        task(&d, id)["status"] == "done"
+    });
     let status = std::fs::read_to_string(format!("/proc/{}/status", w.id())).unwrap();
     let peak_kb: u64 = status
         .lines()

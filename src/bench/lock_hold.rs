@@ -60,6 +60,7 @@ pub fn lock_hold(target: &Target, tasks: usize, waits: usize) -> anyhow::Result<
                 id,
                 result: Some("r".repeat(100)),
                 agent: Some(AGENT.into()),
+                run: None,
             },
         )?;
     }

@@ -209,6 +209,7 @@ pub fn claim_done(
                     id,
                     result: None,
                     agent: Some(agent.clone()),
+                    run: None,
                 };
                 call(client, &done)?;
             }

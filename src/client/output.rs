@@ -83,7 +83,32 @@ fn write_task(out: &mut Vec<u8>, task: &Task) {
     value(out, b",\"cwd\":", &task.cwd);
     value(out, b",\"env\":", &EnvJson(&task.env));
     value(out, b",\"timeout_ms\":", &task.timeout_ms);
+    time(out, b",\"started_at\":", task.started_at);
+    time(out, b",\"ended_at\":", task.ended_at);
+    value(out, b",\"run_ms\":", &run_ms(task, now_millis()));
+    value(out, b",\"exit_code\":", &task.exit_code);
     out.push(b'}');
+}
+
+/// How long the latest attempt ran: until it ended, or until `now` while it runs.
+pub fn run_ms(task: &Task, now: Millis) -> Option<u64> {
+    let started = task.started_at?;
+    let end = match task.ended_at {
+        Some(ended) => ended,
+        None if task.status == crate::protocol::TaskStatus::Running => now,
+        None => return None,
+    };
+    Some(end.saturating_sub(started))
+}
+
+/// `1.234s`, `2m05s`, `1h02m`: a run time, to the millisecond while short.
+pub fn run_time_words(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..=59 => format!("{}.{:03}s", secs, ms % 1000),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+    }
 }
 
 /// A task's variables as one JSON object (names are unique), in the task's order.
@@ -416,6 +441,24 @@ pub fn task_details(task: &Task) -> io::Result<()> {
         let timeout = humantime::format_duration(std::time::Duration::from_millis(timeout));
         rows.push(("timeout", timeout.to_string()));
     }
+    if let Some(started) = task.started_at {
+        rows.push((
+            "started",
+            format!("{} ({})", rfc3339(started), relative(started)),
+        ));
+    }
+    if let Some(ran) = run_ms(task, now_millis()) {
+        let ran = run_time_words(ran);
+        let label = if task.ended_at.is_some() {
+            "ran"
+        } else {
+            "running for"
+        };
+        rows.push((label, ran));
+    }
+    if let Some(code) = task.exit_code {
+        rows.push(("exit code", describe_exit(code)));
+    }
     if let Some(cwd) = &task.cwd {
         rows.push(("cwd", escape(cwd).into_owned()));
     }
@@ -459,6 +502,16 @@ pub fn agent_details(agent: &Agent) -> io::Result<()> {
 
 /// Short one-line payloads are shown (escaped); others are summarized (use `--payload` for
 /// the raw bytes).
+/// `0`, `3`, `143 (killed by signal TERM)`, `124 (timed out)`.
+fn describe_exit(code: i32) -> String {
+    use crate::client::work::outcome::{TIMED_OUT, signal_name};
+    match code {
+        TIMED_OUT => format!("{code} (timed out)"),
+        129..=192 => format!("{code} (killed by signal {})", signal_name(code - 128)),
+        _ => code.to_string(),
+    }
+}
+
 fn describe_payload(payload: &str) -> String {
     if payload.is_empty() {
         "-".into()
@@ -527,6 +580,9 @@ mod tests {
             cwd: Some("/srv/app".into()),
             env: vec![("Z".into(), "last".into()), ("A".into(), "a b".into())],
             timeout_ms: Some(30_000),
+            started_at: Some(1_700_000_000_000),
+            ended_at: Some(1_700_000_001_500),
+            exit_code: Some(3),
         };
         let mut text = Vec::new();
         write_task(&mut text, &task);
@@ -538,7 +594,9 @@ mod tests {
             "created_at": "1970-01-01T00:00:00.000Z", "updated_at": "2023-11-14T22:13:20.123Z",
             "result": null, "error": "e", "run_at": null,
             "lease_until": "2023-11-14T22:14:20.000Z", "after": [1, 2],
-            "cwd": "/srv/app", "env": {"Z": "last", "A": "a b"}, "timeout_ms": 30_000
+            "cwd": "/srv/app", "env": {"Z": "last", "A": "a b"}, "timeout_ms": 30_000,
+            "started_at": "2023-11-14T22:13:20.000Z", "ended_at": "2023-11-14T22:13:21.500Z",
+            "run_ms": 1500, "exit_code": 3
         });
         assert_eq!(parsed, expected);
         let keys: Vec<&str> = parsed
@@ -568,6 +626,10 @@ mod tests {
             "cwd",
             "env",
             "timeout_ms",
+            "started_at",
+            "ended_at",
+            "run_ms",
+            "exit_code",
         ];
         let mut sorted = order.to_vec();
         sorted.sort_unstable();

@@ -92,6 +92,16 @@ pub enum Change {
     IdsUsed {
         next_id: TaskId,
     },
+    /// A worker reported how the command of the task's running attempt ended; the
+    /// outcome itself (`TaskFinished`, `TaskScheduled` or `TaskRequeued`) follows. New
+    /// variants go at the end: journal records are bincode, which encodes the index.
+    AttemptEnded {
+        id: TaskId,
+        exit_code: Option<i32>,
+        /// When the attempt started (its claim): `at - started_at` is its run time.
+        started_at: Millis,
+        at: Millis,
+    },
 }
 
 /// Why a task went back to the queue.

@@ -189,7 +189,9 @@ fn describe(change: &Change) -> Option<Event> {
         Change::LeaseExtended { .. }
         | Change::AgentHeartbeat { .. }
         | Change::TasksPruned { .. }
-        | Change::IdsUsed { .. } => {
+        | Change::IdsUsed { .. }
+        // The outcome event that follows says how it ended.
+        | Change::AttemptEnded { .. } => {
             return None;
         }
     })

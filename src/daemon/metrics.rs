@@ -18,6 +18,22 @@ pub const LATENCY_BUCKETS_US: [u64; 14] = [
     10_000_000,
 ];
 
+/// Upper bounds of the run-time histogram buckets, in milliseconds: from a `true` to a
+/// night's batch job.
+pub const RUN_BUCKETS_MS: [u64; 14] = [
+    10, 50, 100, 250, 500, 1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000,
+    14_400_000,
+];
+
+/// How long attempts ran, from claim to the outcome their worker reported.
+#[derive(Default)]
+struct RunTimes {
+    count: AtomicU64,
+    sum_ms: AtomicU64,
+    /// Per-bucket (not cumulative) counts; the extra last slot is +Inf.
+    buckets: [AtomicU64; RUN_BUCKETS_MS.len() + 1],
+}
+
 #[derive(Default)]
 struct RequestMetric {
     count: AtomicU64,
@@ -44,6 +60,7 @@ pub struct Metrics {
     background_hold_max_us: AtomicU64,
     /// `task wait` requests being served (most of them parked until their tasks end).
     waits_in_progress: AtomicU64,
+    run_times: RunTimes,
 }
 
 /// Counts one `task wait` as in progress until dropped.
@@ -69,6 +86,34 @@ impl Metrics {
             .position(|&bound| us <= bound)
             .unwrap_or(LATENCY_BUCKETS_US.len());
         metric.buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// An attempt ran `ms` milliseconds before its worker reported the outcome.
+    pub fn observe_run(&self, ms: u64) {
+        let runs = &self.run_times;
+        runs.count.fetch_add(1, Relaxed);
+        runs.sum_ms.fetch_add(ms, Relaxed);
+        let bucket = RUN_BUCKETS_MS
+            .iter()
+            .position(|&bound| ms <= bound)
+            .unwrap_or(RUN_BUCKETS_MS.len());
+        runs.buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// The run-time histogram: cumulative counts per bucket of [`RUN_BUCKETS_MS`] (the last
+    /// is +Inf, the count), and the sum in milliseconds.
+    pub fn run_times(&self) -> (Vec<u64>, u64) {
+        let mut running = 0;
+        let cumulative = self
+            .run_times
+            .buckets
+            .iter()
+            .map(|bucket| {
+                running += bucket.load(Relaxed);
+                running
+            })
+            .collect();
+        (cumulative, self.run_times.sum_ms.load(Relaxed))
     }
 
     /// Counts a `task wait` as in progress for as long as the returned guard lives.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::change::{Change, RequeueCause};
 use super::record::Record;
 use crate::protocol::{
-    ErrorBody, Millis, NewTask, NotHeld, Task, TaskFilter, TaskId, TaskOutcome, TaskStatus,
+    ErrorBody, Millis, NewTask, NotHeld, RunEnd, Task, TaskFilter, TaskId, TaskOutcome, TaskStatus,
 };
 
 /// The facts about an agent that decide what it may claim.
@@ -375,6 +375,9 @@ impl TaskQueue {
             cwd: new.cwd,
             env: new.env,
             timeout_ms: new.timeout_ms,
+            started_at: None,
+            ended_at: None,
+            exit_code: None,
         };
         self.count(&task.queue, task.status, 1);
         let seq = self.take_seq();
@@ -455,6 +458,7 @@ impl TaskQueue {
         task.agent = Some(who.name.into());
         task.attempts += 1;
         task.lease_until = Some(lease_until);
+        task.set_started(now);
         let claimed = task.to_task();
         self.leases.insert((lease_until, id));
         self.running_by_agent
@@ -575,6 +579,40 @@ impl TaskQueue {
         Err(ErrorBody::conflict(format!(
             "agent {by} does not hold task {id}: {holder}"
         )))
+    }
+
+    /// A worker's report of how the running attempt of task `id` ended, before its
+    /// outcome is applied: refused when that attempt is over (the task was claimed again
+    /// since), so a late report never ends a newer run.
+    pub fn end_attempt(
+        &mut self,
+        id: TaskId,
+        run: RunEnd,
+        now: Millis,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ErrorBody> {
+        let task = self.record(id).ok_or_else(|| not_found(id))?;
+        if task.status != TaskStatus::Running {
+            // The outcome that follows is refused with the reason.
+            return Ok(());
+        }
+        if task.attempts != run.attempt {
+            return Err(ErrorBody::conflict(format!(
+                "attempt {} of task {id} is over: it runs attempt {} now",
+                run.attempt, task.attempts
+            )));
+        }
+        let started_at = task.started_at().unwrap_or(now);
+        if let Some(task) = self.tasks.get_mut(&id) {
+            task.set_exit_code(run.exit_code);
+        }
+        changes.push(Change::AttemptEnded {
+            id,
+            exit_code: run.exit_code,
+            started_at,
+            at: now,
+        });
+        Ok(())
     }
 
     /// `running` → `done`.
@@ -941,6 +979,7 @@ impl TaskQueue {
             // Its heap entry goes stale and is dropped when it reaches the head.
             TaskStatus::Queued => self.queued -= 1,
             TaskStatus::Running => {
+                stored.set_ended(now);
                 if let Some(until) = stored.lease_until.take() {
                     self.leases.remove(&(until, id));
                 }
@@ -1501,6 +1540,59 @@ mod tests {
             queue.counts(),
             vec![("q0".to_string(), TaskStatus::Running, 1)]
         );
+    }
+
+    #[test]
+    fn an_attempt_records_its_times_and_a_late_report_is_refused() {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(Policy {
+            retry_backoff_ms: 0,
+            ..Policy::default()
+        });
+        let mut task = NewTask::new("flaky");
+        task.max_attempts = 3;
+        let id = queue.add(task, 0, &mut Vec::new());
+        let claim_at = |queue: &mut TaskQueue, now| {
+            let who = Claimant {
+                name: "w",
+                capabilities: &[],
+                max_tasks: 5,
+            };
+            queue.claim(who, &[], now, &mut Vec::new()).unwrap();
+        };
+        claim_at(&mut queue, 10);
+        let run = |attempt, exit_code| RunEnd { attempt, exit_code };
+        let mut changes = Vec::new();
+        queue
+            .end_attempt(id, run(1, Some(2)), 25, &mut changes)
+            .unwrap();
+        assert_eq!(
+            changes,
+            vec![Change::AttemptEnded {
+                id,
+                exit_code: Some(2),
+                started_at: 10,
+                at: 25
+            }]
+        );
+        let failed = queue.fail(id, None, true, 25, &mut changes).unwrap();
+        assert_eq!(
+            (failed.started_at, failed.ended_at, failed.exit_code),
+            (Some(10), Some(25), Some(2))
+        );
+        // The next attempt starts afresh.
+        claim_at(&mut queue, 40);
+        let running = queue.get(id).unwrap();
+        assert_eq!(
+            (running.started_at, running.ended_at, running.exit_code),
+            (Some(40), None, None)
+        );
+        // A report about attempt 1 arriving now is refused and changes nothing.
+        let mut changes = Vec::new();
+        let late = queue.end_attempt(id, run(1, Some(0)), 50, &mut changes);
+        assert_eq!(late.unwrap_err().kind, crate::protocol::ErrorKind::Conflict);
+        assert!(changes.is_empty());
+        assert_eq!(queue.get(id).unwrap().exit_code, None);
     }
 
     #[test]

@@ -43,6 +43,9 @@ struct Rare {
     cwd: Option<String>,
     env: Vec<(String, String)>,
     timeout_ms: Option<u64>,
+    started_at: Option<Millis>,
+    ended_at: Option<Millis>,
+    exit_code: Option<i32>,
 }
 
 impl Rare {
@@ -56,6 +59,9 @@ impl Rare {
             && self.cwd.is_none()
             && self.env.is_empty()
             && self.timeout_ms.is_none()
+            && self.started_at.is_none()
+            && self.ended_at.is_none()
+            && self.exit_code.is_none()
     }
 }
 
@@ -72,6 +78,9 @@ impl Record {
             cwd: task.cwd,
             env: task.env,
             timeout_ms: task.timeout_ms,
+            started_at: task.started_at,
+            ended_at: task.ended_at,
+            exit_code: task.exit_code,
         };
         Record {
             id: task.id,
@@ -118,7 +127,32 @@ impl Record {
             cwd: rare.and_then(|r| r.cwd.clone()),
             env: rare.map_or_else(Vec::new, |r| r.env.clone()),
             timeout_ms: rare.and_then(|r| r.timeout_ms),
+            started_at: self.started_at(),
+            ended_at: rare.and_then(|r| r.ended_at),
+            exit_code: rare.and_then(|r| r.exit_code),
         }
+    }
+
+    pub fn started_at(&self) -> Option<Millis> {
+        self.rare.as_deref().and_then(|r| r.started_at)
+    }
+
+    /// A new attempt starts at `at`: how the previous one ended no longer applies.
+    pub fn set_started(&mut self, at: Millis) {
+        self.update_rare(|r| {
+            r.started_at = Some(at);
+            r.ended_at = None;
+            r.exit_code = None;
+        });
+    }
+
+    /// The running attempt ended at `at` (whatever ended it).
+    pub fn set_ended(&mut self, at: Millis) {
+        self.update_rare(|r| r.ended_at = Some(at));
+    }
+
+    pub fn set_exit_code(&mut self, exit_code: Option<i32>) {
+        self.update_rare(|r| r.exit_code = exit_code);
     }
 
     pub fn requires(&self) -> &[String] {
@@ -200,6 +234,9 @@ mod tests {
             cwd: Some("/srv/app".into()),
             env: vec![("A".into(), "1".into()), ("B".into(), "x y".into())],
             timeout_ms: Some(60),
+            started_at: Some(15),
+            ended_at: None,
+            exit_code: Some(1),
         }
     }
 
@@ -215,6 +252,8 @@ mod tests {
             cwd: None,
             env: vec![],
             timeout_ms: None,
+            started_at: None,
+            exit_code: None,
             ..task()
         }
     }

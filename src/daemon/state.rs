@@ -24,7 +24,7 @@ use super::clock::Clock;
 use super::events::Events;
 use super::lock_hold::TimedGuard;
 use super::logs::Logs;
-use super::metrics::{LATENCY_BUCKETS_US, Metrics};
+use super::metrics::{LATENCY_BUCKETS_US, Metrics, RUN_BUCKETS_MS};
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::{Policy, TaskQueue};
 use super::registry::Registry;
@@ -35,7 +35,8 @@ use crate::protocol::limits::{self, Limits, MAX_TASKS_LIMIT, MAX_WAIT_IDS};
 use crate::protocol::response::TaskCounters;
 use crate::protocol::{
     Agent, AgentStatus, DaemonInfo, DoneFirst, ErrorBody, ErrorKind, HeartbeatReport,
-    MetricsSnapshot, Millis, NewTask, Renew, Task, TaskFilter, TaskId, TaskOutcome, TaskStatus,
+    MetricsSnapshot, Millis, NewTask, Renew, RunEnd, Task, TaskFilter, TaskId, TaskOutcome,
+    TaskStatus,
 };
 
 /// Tasks a list copies per hold of the queue lock (about 2 ms' worth).
@@ -68,7 +69,9 @@ impl QueueState {
         let may_free_work = changes.iter().any(|change| {
             !matches!(
                 change,
-                Change::AgentHeartbeat { .. } | Change::TaskClaimed { .. }
+                Change::AgentHeartbeat { .. }
+                    | Change::TaskClaimed { .. }
+                    | Change::AttemptEnded { .. }
             )
         });
         if may_free_work {
@@ -566,6 +569,7 @@ impl AppState {
         id: TaskId,
         result: Option<String>,
         agent: Option<String>,
+        run: Option<RunEnd>,
     ) -> Result<Task, ErrorBody> {
         if let Some(result) = &result {
             self.limits
@@ -574,6 +578,9 @@ impl AppState {
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
+            if let Some(run) = run {
+                queue.tasks.end_attempt(id, run, now, changes)?;
+            }
             sign_of_life(registry, queue, id, now, changes);
             queue.tasks.complete(id, result, now, changes)
         });
@@ -586,6 +593,7 @@ impl AppState {
         reason: Option<String>,
         retry: bool,
         agent: Option<String>,
+        run: Option<RunEnd>,
     ) -> Result<Task, ErrorBody> {
         if let Some(reason) = &reason {
             self.limits
@@ -594,6 +602,9 @@ impl AppState {
         }
         let applied = self.change_registry(|registry, queue, now, changes| {
             queue.tasks.check_holder(id, agent.as_deref())?;
+            if let Some(run) = run {
+                queue.tasks.end_attempt(id, run, now, changes)?;
+            }
             sign_of_life(registry, queue, id, now, changes);
             queue.tasks.fail(id, reason, retry, now, changes)
         });
@@ -963,6 +974,7 @@ impl AppState {
             (queue.tasks.counts(), queue.parked.waiting() as u64)
         };
         let (connections_open, connections_total) = self.metrics.connections();
+        let (run_cumulative, run_sum_ms) = self.metrics.run_times();
         MetricsSnapshot {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             tasks,
@@ -979,6 +991,9 @@ impl AppState {
             store_backlog_bytes: self.store.backlog_bytes(),
             background_lock_hold_max_us: self.metrics.background_hold_max_us(),
             waits_in_progress: self.metrics.waits_in_progress(),
+            run_buckets_ms: RUN_BUCKETS_MS.to_vec(),
+            run_cumulative,
+            run_sum_ms,
         }
     }
 }
@@ -1042,8 +1057,15 @@ impl Recovery for AppState {
 
     fn committed(&self, changes: &mut dyn Iterator<Item = &Change>, deltas: &TaskCounters) {
         self.metrics.add_counters(deltas);
+        let mut changes = changes.inspect(|change| {
+            if let Change::AttemptEnded { started_at, at, .. } = change {
+                self.metrics.observe_run(at.saturating_sub(*started_at));
+            }
+        });
         if self.events.has_subscribers() {
-            self.events.publish(changes);
+            self.events.publish(&mut changes);
+        } else {
+            changes.for_each(drop);
         }
     }
 

@@ -12,7 +12,7 @@ pub mod shell;
 pub mod types;
 pub mod validation;
 
-pub use request::{DoneFirst, Renew, Request, RequestFrame, RequestKind, TaskFilter};
+pub use request::{DoneFirst, Renew, Request, RequestFrame, RequestKind, RunEnd, TaskFilter};
 pub use response::{
     ErrorBody, ErrorKind, HeartbeatReport, MetricsSnapshot, NotHeld, Response, ResponseFrame,
 };

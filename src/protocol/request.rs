@@ -19,6 +19,16 @@ pub struct DoneFirst {
     pub result: Option<String>,
 }
 
+/// How an attempt ended, reported by a worker that ran it with its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// The attempt the outcome is of: refused if the task has moved on to another (its
+    /// lease ran out and it was claimed again), so a late report never ends a newer run.
+    pub attempt: u32,
+    /// As [`crate::protocol::Task::exit_code`].
+    pub exit_code: Option<i32>,
+}
+
 /// Which leases a heartbeat renews. A lease is renewed only by a sign of life about its
 /// task: a heartbeat that names the tasks its sender runs lets the daemon tell a task being
 /// run from one whose claim answer was lost (held, but run by nobody).
@@ -74,16 +84,19 @@ pub enum Request {
     },
     /// `agent`, when given, must be the agent running the task: a worker that lost its
     /// task (its agent was set offline) cannot finish it under another agent's feet.
+    /// `run`, from a worker that ran the task's command: which attempt ended and how.
     Complete {
         id: TaskId,
         result: Option<String>,
         agent: Option<String>,
+        run: Option<RunEnd>,
     },
     Fail {
         id: TaskId,
         reason: Option<String>,
         retry: bool,
         agent: Option<String>,
+        run: Option<RunEnd>,
     },
     Cancel {
         id: TaskId,

@@ -213,4 +213,11 @@ pub struct MetricsSnapshot {
     pub background_lock_hold_max_us: u64,
     /// `task wait` requests being served, most of them parked until their tasks end.
     pub waits_in_progress: u64,
+    /// Upper bounds of the run-time buckets in milliseconds (the +Inf bucket is implied).
+    pub run_buckets_ms: Vec<u64>,
+    /// Attempts whose worker reported how they ended (`vapora work`), by how long they ran
+    /// from claim to outcome: cumulative counts per bucket, the last (+Inf) the total.
+    pub run_cumulative: Vec<u64>,
+    /// The sum of those run times in milliseconds.
+    pub run_sum_ms: u64,
 }

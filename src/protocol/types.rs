@@ -138,6 +138,15 @@ pub struct Task {
     pub env: Vec<(String, String)>,
     /// How long one attempt may run before a worker stops it, if the task sets it.
     pub timeout_ms: Option<u64>,
+    /// When the latest attempt started (the claim), if the task was ever claimed.
+    pub started_at: Option<Millis>,
+    /// When the latest attempt ended (an outcome, a cancel, a lost lease), once it has.
+    pub ended_at: Option<Millis>,
+    /// How the latest attempt's command ended, as its worker reported it: the exit code,
+    /// 128 + N when killed by signal N, 124 when stopped for its timeout (the shell's and
+    /// `timeout(1)`'s conventions, and `vapora run`'s exit status). `None` while it runs,
+    /// and when the worker does not run commands or did not say.
+    pub exit_code: Option<i32>,
 }
 
 /// What a client sends to create a task. Defaults match the CLI's.

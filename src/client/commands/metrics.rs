@@ -65,6 +65,9 @@ fn to_json(m: &MetricsSnapshot) -> serde_json::Value {
         "parked_claims": m.parked_claims,
         "waits_in_progress": m.waits_in_progress,
         "store_backlog_bytes": m.store_backlog_bytes,
+        "run_buckets_ms": m.run_buckets_ms,
+        "run_cumulative": m.run_cumulative,
+        "run_sum_ms": m.run_sum_ms,
     })
 }
 
@@ -122,15 +125,37 @@ fn to_text(m: &MetricsSnapshot) -> String {
         "queue lock outside requests (timers): held <= {}us",
         m.background_lock_hold_max_us
     );
+    let runs = m.run_cumulative.last().copied().unwrap_or(0);
+    if let Some(mean_ms) = m.run_sum_ms.checked_div(runs) {
+        let _ = writeln!(
+            out,
+            "runs reported by workers: {runs}  mean {}  p50 <= {}  p99 <= {}",
+            output::run_time_words(mean_ms),
+            run_quantile(m, 0.5),
+            run_quantile(m, 0.99)
+        );
+    }
     out
+}
+
+/// The index of the first bucket whose cumulative count reaches a fraction `q` of all.
+fn quantile_bucket(cumulative: &[u64], q: f64) -> usize {
+    let total = cumulative.last().copied().unwrap_or(0);
+    let wanted = (total as f64 * q).ceil() as u64;
+    cumulative.iter().position(|&n| n >= wanted).unwrap_or(0)
+}
+
+/// The bucket bound below which a fraction `q` of run times fell.
+fn run_quantile(m: &MetricsSnapshot, q: f64) -> String {
+    match m.run_buckets_ms.get(quantile_bucket(&m.run_cumulative, q)) {
+        Some(&ms) => output::run_time_words(ms),
+        None => "+Inf".into(),
+    }
 }
 
 /// The bucket bound below which a fraction `q` of calls fell.
 fn quantile_us(m: &MetricsSnapshot, cumulative: &[u64], q: f64) -> String {
-    let total = cumulative.last().copied().unwrap_or(0);
-    let wanted = (total as f64 * q).ceil() as u64;
-    let index = cumulative.iter().position(|&n| n >= wanted).unwrap_or(0);
-    match m.latency_buckets_us.get(index) {
+    match m.latency_buckets_us.get(quantile_bucket(cumulative, q)) {
         Some(us) if *us >= 1000 => format!("{}ms", us / 1000),
         Some(us) => format!("{us}us"),
         None => "+Inf".into(),
@@ -225,6 +250,24 @@ fn to_prometheus(m: &MetricsSnapshot) -> String {
             r.kind, r.count
         );
     }
+    header(
+        &mut out,
+        "vapora_task_run_seconds",
+        "histogram",
+        "How long attempts ran, from claim to the outcome their worker reported.",
+    );
+    for (bound, count) in m.run_buckets_ms.iter().zip(&m.run_cumulative) {
+        let le = *bound as f64 / 1e3;
+        let _ = writeln!(out, "vapora_task_run_seconds_bucket{{le=\"{le}\"}} {count}");
+    }
+    let runs = m.run_cumulative.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "vapora_task_run_seconds_bucket{{le=\"+Inf\"}} {runs}");
+    let _ = writeln!(
+        out,
+        "vapora_task_run_seconds_sum {}",
+        m.run_sum_ms as f64 / 1e3
+    );
+    let _ = writeln!(out, "vapora_task_run_seconds_count {runs}");
     header(
         &mut out,
         "vapora_request_errors_total",

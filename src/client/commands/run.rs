@@ -4,12 +4,8 @@
 
 use crate::client::cli::AddArgs;
 use crate::client::exit::{CliError, FAILURE, OK};
-use crate::client::work::outcome::signal_number;
 use crate::client::{Session, output, unexpected};
 use crate::protocol::{AgentStatus, Request, Response, Task, TaskId, TaskStatus};
-
-/// `timeout(1)`'s exit status for a command it stopped.
-const TIMED_OUT: i32 = 124;
 
 pub fn run(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
     if args.stdin || args.jsonl {
@@ -75,27 +71,13 @@ fn say_if_no_worker(
     Ok(())
 }
 
-/// The command's own exit status: 0 when done, its exit code when it failed with one,
-/// 128 + the signal when a signal killed it, 124 when it timed out; 1 otherwise
-/// (cancelled, or a failure without a command status).
+/// The command's own exit status as its worker recorded it (`Task::exit_code`: the exit
+/// code, 128 + the signal, 124 for a timeout); 1 when there is none (cancelled, or failed
+/// without running a command).
 fn exit_status(session: &Session, task: &Task) -> i32 {
-    let reason = task.error.as_deref().unwrap_or("");
     match task.status {
-        TaskStatus::Done => OK,
-        TaskStatus::Failed => {
-            if let Some(code) = reason.strip_prefix("exit ").and_then(|c| c.parse().ok()) {
-                code
-            } else if let Some(signal) = reason
-                .strip_prefix("killed by signal ")
-                .and_then(signal_number)
-            {
-                128 + signal
-            } else if reason.starts_with("timed out after") {
-                TIMED_OUT
-            } else {
-                FAILURE
-            }
-        }
+        TaskStatus::Done => task.exit_code.unwrap_or(OK),
+        TaskStatus::Failed => task.exit_code.filter(|&code| code != OK).unwrap_or(FAILURE),
         status => {
             output::note(
                 session.quiet,

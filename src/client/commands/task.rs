@@ -46,7 +46,12 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
         TaskCommand::Show { id, payload } => show(session, id, payload),
         TaskCommand::Claim(args) => claim(session, args),
         TaskCommand::Done { id, result, agent } => {
-            let task = expect_task(session.call(Request::Complete { id, result, agent })?)?;
+            let task = expect_task(session.call(Request::Complete {
+                id,
+                result,
+                agent,
+                run: None,
+            })?)?;
             report(session, &task, &format!("task {id} done"))
         }
         TaskCommand::Fail {
@@ -60,6 +65,7 @@ pub fn run(session: &mut Session, command: TaskCommand) -> Result<i32, CliError>
                 reason,
                 retry: !no_retry,
                 agent,
+                run: None,
             })?)?;
             let message = if matches!(task.status, TaskStatus::Queued | TaskStatus::Scheduled) {
                 let when = task

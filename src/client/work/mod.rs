@@ -37,7 +37,7 @@ use super::cli::WorkArgs;
 use super::connection::Client;
 use super::exit::{AT_LIMIT, CliError, EMPTY, FAILURE, OK, UNREACHABLE};
 use super::output as say;
-use crate::protocol::{Renew, Request, Response, Task, TaskId, TaskStatus};
+use crate::protocol::{Renew, Request, Response, RunEnd, Task, TaskId, TaskStatus};
 
 /// How long a parked claim waits before it is asked again.
 const CLAIM_WAIT_MS: u64 = 30_000;
@@ -198,7 +198,7 @@ struct Worker<'s> {
     /// Earlier attempts still ending after the daemon handed their task out again (to this
     /// worker): (task, attempt) → process group.
     stale: HashMap<(TaskId, u32), u32>,
-    reports: VecDeque<(TaskId, Outcome)>,
+    reports: VecDeque<(TaskId, u32, Outcome)>,
     signals: u32,
     first_signal: Option<Instant>,
     unreachable_said: bool,
@@ -277,7 +277,7 @@ impl<'s> Worker<'s> {
         loop {
             self.claim_if_room();
             if self.finished() {
-                for (id, _) in &self.reports {
+                for (id, _, _) in &self.reports {
                     say::error(&format!(
                         "the outcome of task {id} was not reported: no daemon answers"
                     ));
@@ -415,9 +415,11 @@ impl<'s> Worker<'s> {
             let reason = reason.into();
             return self.report_now(
                 task.id,
+                task.attempts,
                 Outcome::Failed {
                     reason,
                     retry: false,
+                    exit_code: None,
                 },
             );
         }
@@ -432,9 +434,11 @@ impl<'s> Worker<'s> {
         if let Some(reason) = unusable_dir {
             return self.report_now(
                 task.id,
+                task.attempts,
                 Outcome::Failed {
                     reason,
                     retry: true,
+                    exit_code: None,
                 },
             );
         }
@@ -456,7 +460,7 @@ impl<'s> Worker<'s> {
                     task.id
                 ));
                 self.retry_claim_at = Some(Instant::now() + CLAIM_BACKOFF);
-                return self.report_now(task.id, Outcome::GivenBack);
+                return self.report_now(task.id, task.attempts, Outcome::GivenBack);
             }
         };
         let pgid = pid;
@@ -501,8 +505,8 @@ impl<'s> Worker<'s> {
     }
 
     /// The outcome of a task that did not run (nothing to run, no directory, no shell).
-    fn report_now(&mut self, id: TaskId, outcome: Outcome) {
-        self.reports.push_back((id, outcome));
+    fn report_now(&mut self, id: TaskId, attempt: u32, outcome: Outcome) {
+        self.reports.push_back((id, attempt, outcome));
         self.report();
     }
 
@@ -524,9 +528,9 @@ impl<'s> Worker<'s> {
             ),
             None => outcome::outcome(status, last_line, None),
         };
-        self.reports.push_back((id, outcome));
+        self.reports.push_back((id, running.attempt, outcome));
         while self.reports.len() > MAX_PENDING_REPORTS {
-            if let Some((lost, _)) = self.reports.pop_front() {
+            if let Some((lost, _, _)) = self.reports.pop_front() {
                 say::error(&format!(
                     "the outcome of task {lost} was dropped: too many waited for the daemon"
                 ));
@@ -536,18 +540,27 @@ impl<'s> Worker<'s> {
 
     /// Reports waiting outcomes, in order, while the daemon answers.
     fn report(&mut self) {
-        while let Some((id, outcome)) = self.reports.front().cloned() {
+        while let Some((id, attempt, outcome)) = self.reports.front().cloned() {
             let request = match outcome {
                 Outcome::Done { result } => Request::Complete {
                     id,
                     result,
                     agent: Some(self.agent.clone()),
+                    run: Some(RunEnd {
+                        attempt,
+                        exit_code: Some(0),
+                    }),
                 },
-                Outcome::Failed { reason, retry } => Request::Fail {
+                Outcome::Failed {
+                    reason,
+                    retry,
+                    exit_code,
+                } => Request::Fail {
                     id,
                     reason: Some(reason),
                     retry,
                     agent: Some(self.agent.clone()),
+                    run: Some(RunEnd { attempt, exit_code }),
                 },
                 Outcome::GivenBack => Request::GiveBack {
                     id,

@@ -13,13 +13,19 @@ pub enum Outcome {
     Done {
         result: Option<String>,
     },
+    /// `exit_code` as the daemon records it (see `Task::exit_code`); `None` when no
+    /// process ran.
     Failed {
         reason: String,
         retry: bool,
+        exit_code: Option<i32>,
     },
     /// The worker stopped it before it ended: back to the queue, the attempt refunded.
     GivenBack,
 }
+
+/// `timeout(1)`'s exit status for a command it stopped: recorded for a task that timed out.
+pub const TIMED_OUT: i32 = 124;
 
 /// Why the worker itself stopped a process, which names the failure instead of the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +38,7 @@ pub fn outcome(status: ExitStatus, last_line: Option<String>, stopped: Option<St
         return Outcome::Failed {
             reason: format!("timed out after {}", duration_words(after_ms)),
             retry: true,
+            exit_code: Some(TIMED_OUT),
         };
     }
     match (status.code(), status.signal()) {
@@ -39,14 +46,17 @@ pub fn outcome(status: ExitStatus, last_line: Option<String>, stopped: Option<St
         (Some(code), _) => Outcome::Failed {
             reason: format!("exit {code}"),
             retry: true,
+            exit_code: Some(code),
         },
         (None, Some(signal)) => Outcome::Failed {
             reason: format!("killed by signal {}", signal_name(signal)),
             retry: true,
+            exit_code: Some(128 + signal),
         },
         (None, None) => Outcome::Failed {
             reason: "ended without an exit status".into(),
             retry: true,
+            exit_code: None,
         },
     }
 }
@@ -83,15 +93,6 @@ const SIGNAL_NAMES: [(i32, &str); 14] = [
     (libc::SIGUSR1, "USR1"),
     (libc::SIGUSR2, "USR2"),
 ];
-
-/// The number of a signal as [`signal_name`] writes it (`TERM`, or `34`).
-pub fn signal_number(name: &str) -> Option<i32> {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(_, known)| *known == name)
-        .map(|(number, _)| *number)
-        .or_else(|| name.parse().ok())
-}
 
 /// `TERM`, `KILL`, ... (the number for one without a common name).
 pub fn signal_name(signal: i32) -> String {
@@ -188,6 +189,20 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(reason(outcome(exited(3), None, None)), "exit 3");
+        let code = |o: Outcome| match o {
+            Outcome::Failed { exit_code, .. } => exit_code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(outcome(exited(3), None, None)), Some(3));
+        assert_eq!(
+            code(outcome(signalled(libc::SIGTERM), None, None)),
+            Some(143)
+        );
+        let timed_out = Some(Stopped::TimedOut { after_ms: 1000 });
+        assert_eq!(
+            code(outcome(signalled(libc::SIGKILL), None, timed_out)),
+            Some(124)
+        );
         assert_eq!(
             reason(outcome(signalled(libc::SIGTERM), None, None)),
             "killed by signal TERM"

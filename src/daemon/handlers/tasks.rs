@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::daemon::state::{AppState, ClaimOutcome};
-use crate::protocol::{DoneFirst, ErrorBody, NewTask, Response, TaskFilter, TaskId};
+use crate::protocol::{DoneFirst, ErrorBody, NewTask, Response, RunEnd, TaskFilter, TaskId};
 
 pub async fn add(state: &Arc<AppState>, tasks: Vec<NewTask>) -> Result<Response, ErrorBody> {
     state.add_tasks(tasks).await.map(Response::Added)
@@ -60,8 +60,12 @@ pub async fn complete(
     id: TaskId,
     result: Option<String>,
     agent: Option<String>,
+    run: Option<RunEnd>,
 ) -> Result<Response, ErrorBody> {
-    state.complete(id, result, agent).await.map(Response::Task)
+    state
+        .complete(id, result, agent, run)
+        .await
+        .map(Response::Task)
 }
 
 pub async fn fail(
@@ -70,8 +74,9 @@ pub async fn fail(
     reason: Option<String>,
     retry: bool,
     agent: Option<String>,
+    run: Option<RunEnd>,
 ) -> Result<Response, ErrorBody> {
-    let task = state.fail(id, reason, retry, agent).await?;
+    let task = state.fail(id, reason, retry, agent, run).await?;
     // A retried task has not ended, but its attempt has: followers of it look again.
     wake_followers(state, id);
     Ok(Response::Task(task))

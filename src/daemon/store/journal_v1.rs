@@ -137,6 +137,9 @@ impl From<TaskV1> for Task {
             cwd: None,
             env: Vec::new(),
             timeout_ms: None,
+            started_at: None,
+            ended_at: None,
+            exit_code: None,
         }
     }
 }

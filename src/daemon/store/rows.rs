@@ -38,19 +38,21 @@ impl Hot {
             Hot::Add => {
                 "INSERT INTO tasks (id, title, payload, queue, priority, status, requires, agent,
                     attempts, max_attempts, created_at, updated_at, result, error, seq,
-                    run_at, lease_until, lease_ms, after, cwd, env, timeout_ms)
+                    run_at, lease_until, lease_ms, after, cwd, env, timeout_ms, started_at,
+                    ended_at, exit_code)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
             }
             Hot::Claim => {
                 "UPDATE tasks SET status = 'running', agent = ?2, attempts = ?3, updated_at = ?4,
-                    lease_until = ?5
+                    lease_until = ?5, started_at = ?4, ended_at = NULL, exit_code = NULL
                  WHERE id = ?1"
             }
             Hot::LeaseExtended => "UPDATE tasks SET lease_until = ?2 WHERE id = ?1",
             Hot::Finish => {
                 "UPDATE tasks SET status = ?2, result = ?3, error = ?4, updated_at = ?5,
-                    lease_until = NULL
+                    lease_until = NULL, ended_at = CASE WHEN status = 'running' THEN ?5
+                        ELSE ended_at END
                  WHERE id = ?1"
             }
         }
@@ -132,7 +134,8 @@ impl<'a> Rows<'a> {
             } => {
                 tx.prepare_cached(
                     "UPDATE tasks SET status = 'scheduled', agent = NULL, lease_until = NULL,
-                        attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5
+                        attempts = ?2, run_at = ?3, error = ?4, updated_at = ?5,
+                        ended_at = CASE WHEN status = 'running' THEN ?5 ELSE ended_at END
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -157,7 +160,8 @@ impl<'a> Rows<'a> {
                 tx.prepare_cached(
                     "UPDATE tasks SET status = 'queued', agent = NULL, result = NULL, attempts = ?2,
                         seq = ?3, error = ?4, updated_at = ?5, lease_until = NULL,
-                        run_at = CASE WHEN ?6 THEN run_at ELSE NULL END
+                        run_at = CASE WHEN ?6 THEN run_at ELSE NULL END,
+                        ended_at = CASE WHEN status = 'running' THEN ?5 ELSE ended_at END
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -206,6 +210,10 @@ impl<'a> Rows<'a> {
             }
             // A bookkeeping row: the transaction's `next_task_id` update covers it.
             Change::IdsUsed { .. } => {}
+            Change::AttemptEnded { id, exit_code, .. } => {
+                tx.prepare_cached("UPDATE tasks SET exit_code = ?2 WHERE id = ?1")?
+                    .execute(params![*id as i64, exit_code])?;
+            }
         }
         Ok(())
     }
@@ -221,7 +229,10 @@ impl<'a> Rows<'a> {
             && task.lease_ms.is_none()
             && task.cwd.is_none()
             && task.env.is_empty()
-            && task.timeout_ms.is_none();
+            && task.timeout_ms.is_none()
+            && task.started_at.is_none()
+            && task.ended_at.is_none()
+            && task.exit_code.is_none();
         if plain {
             self.hot(Hot::AddPlain)?.execute(params![
                 task.id as i64,
@@ -261,6 +272,9 @@ impl<'a> Rows<'a> {
             task.cwd,
             json(&task.env),
             task.timeout_ms.map(|v| v as i64),
+            task.started_at.map(|v| v as i64),
+            task.ended_at.map(|v| v as i64),
+            task.exit_code,
         ])?;
         Ok(())
     }
@@ -306,6 +320,9 @@ mod tests {
             cwd: None,
             env: Vec::new(),
             timeout_ms: None,
+            started_at: None,
+            ended_at: None,
+            exit_code: None,
         }
     }
 
@@ -328,23 +345,46 @@ mod tests {
         full.cwd = Some("/srv/app dir".into());
         full.env = vec![("B".into(), "2".into()), ("A".into(), "x 'y'\n".into())];
         full.timeout_ms = Some(90_000);
+        full.started_at = Some(1_700_000_000_100);
+        full.ended_at = Some(1_700_000_000_200);
+        full.exit_code = Some(-1);
         let mut claimed = task(3);
+        let mut ended = task(4);
         let tx = conn.transaction().unwrap();
         let mut rows = Rows::new(&tx);
-        for (seq, task) in [&plain, &full, &claimed].into_iter().enumerate() {
+        for (seq, task) in [&plain, &full, &claimed, &ended].into_iter().enumerate() {
             let change = Change::TaskAdded {
                 task: Box::new(task.clone()),
                 seq: seq as u64,
             };
             rows.apply(&change).unwrap();
         }
-        rows.apply(&Change::TaskClaimed {
-            id: 3,
-            agent: "w".into(),
-            attempts: 1,
-            lease_until: 1_700_000_090_000,
-            at: 1_700_000_000_500,
+        for id in [3, 4] {
+            rows.apply(&Change::TaskClaimed {
+                id,
+                agent: "w".into(),
+                attempts: 1,
+                lease_until: 1_700_000_090_000,
+                at: 1_700_000_000_500,
+                queue: "default".into(),
+            })
+            .unwrap();
+        }
+        rows.apply(&Change::AttemptEnded {
+            id: 4,
+            exit_code: Some(3),
+            started_at: 1_700_000_000_500,
+            at: 1_700_000_000_900,
+        })
+        .unwrap();
+        rows.apply(&Change::TaskFinished {
+            id: 4,
             queue: "default".into(),
+            agent: Some("w".into()),
+            status: TaskStatus::Failed,
+            result: None,
+            error: Some("exit 3".into()),
+            at: 1_700_000_000_900,
         })
         .unwrap();
         drop(rows);
@@ -354,10 +394,20 @@ mod tests {
         claimed.attempts = 1;
         claimed.lease_until = Some(1_700_000_090_000);
         claimed.updated_at = 1_700_000_000_500;
+        claimed.started_at = Some(1_700_000_000_500);
+        ended.status = TaskStatus::Failed;
+        ended.agent = Some("w".into());
+        ended.attempts = 1;
+        ended.updated_at = 1_700_000_000_900;
+        ended.started_at = Some(1_700_000_000_500);
+        ended.ended_at = Some(1_700_000_000_900);
+        ended.exit_code = Some(3);
+        ended.error = Some("exit 3".into());
 
         let loaded = snapshot::load(&conn).unwrap();
         assert_eq!(loaded.tasks.get(1), Some(plain));
         assert_eq!(loaded.tasks.get(2), Some(full));
         assert_eq!(loaded.tasks.get(3), Some(claimed));
+        assert_eq!(loaded.tasks.get(4), Some(ended));
     }
 }

@@ -148,12 +148,15 @@ const MIGRATIONS: &[&str] = &[
     "
     INSERT INTO meta (key, value) VALUES ('journal_seq', 0);
     ",
-    // 5: how a worker runs a task. Added columns go at the end, where a rebuild's
+    // 5: how a worker runs a task, and how its latest attempt went. Added columns go at the end, where a rebuild's
     // `SELECT *` (migration 3) expects them.
     "
     ALTER TABLE tasks ADD COLUMN cwd TEXT;                      -- working directory, if set
     ALTER TABLE tasks ADD COLUMN env TEXT NOT NULL DEFAULT '[]'; -- JSON array of [name, value]
     ALTER TABLE tasks ADD COLUMN timeout_ms INTEGER;            -- one attempt's time limit, if set
+    ALTER TABLE tasks ADD COLUMN started_at INTEGER;            -- the latest attempt's start
+    ALTER TABLE tasks ADD COLUMN ended_at INTEGER;              -- and its end, once it ended
+    ALTER TABLE tasks ADD COLUMN exit_code INTEGER;             -- how its command ended, if told
     ",
 ];
 

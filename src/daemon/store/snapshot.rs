@@ -60,7 +60,8 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
     let mut statement = conn.prepare(
         "SELECT id, title, payload, queue, priority, status, requires, agent, attempts,
                 max_attempts, created_at, updated_at, result, error, seq,
-                run_at, lease_until, lease_ms, after, cwd, env, timeout_ms
+                run_at, lease_until, lease_ms, after, cwd, env, timeout_ms, started_at,
+                ended_at, exit_code
          FROM tasks ORDER BY id",
     )?;
     let mut rows = statement.query([])?;
@@ -99,6 +100,9 @@ pub fn load(conn: &Connection) -> Result<Snapshot, StoreError> {
             cwd: row.get(19)?,
             env: json_list(text(20)?).map_err(|e| corrupt(format!("task {id} env: {e}")))?,
             timeout_ms: optional_time(row.get(21)?, "timeout_ms")?,
+            started_at: optional_time(row.get(22)?, "started_at")?,
+            ended_at: optional_time(row.get(23)?, "ended_at")?,
+            exit_code: row.get(24)?,
         };
         let seq = non_negative(row.get(14)?, "seq")?;
         tasks.push(task, seq);
