@@ -254,11 +254,13 @@ fn restart_keeps_agents_tasks_order_counters_and_ids() {
         }
         d.restart(&[]);
         // A running task's lease starts again at the restart (nobody could renew it
-        // meanwhile): it only moves later. Everything else is as it was.
+        // meanwhile): it only moves later; and how long it has run grows with the clock.
+        // Everything else is as it was.
         let without_leases = |tasks: &[serde_json::Value]| -> Vec<serde_json::Value> {
             let mut tasks = tasks.to_vec();
             for task in &mut tasks {
                 task["lease_until"] = serde_json::Value::Null;
+                task["run_ms"] = serde_json::Value::Null;
             }
             tasks
         };
@@ -575,6 +577,9 @@ fn a_version_4_database_gains_the_columns_of_how_to_run() {
             "ALTER TABLE tasks DROP COLUMN cwd;
              ALTER TABLE tasks DROP COLUMN env;
              ALTER TABLE tasks DROP COLUMN timeout_ms;
+             ALTER TABLE tasks DROP COLUMN started_at;
+             ALTER TABLE tasks DROP COLUMN ended_at;
+             ALTER TABLE tasks DROP COLUMN exit_code;
              UPDATE schema_version SET version = 4;",
         )
         .unwrap();
