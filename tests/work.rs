@@ -247,6 +247,44 @@ fn sigterm_lets_running_tasks_finish_and_a_second_signal_gives_them_back() {
     assert_eq!(back["attempts"], 0, "the attempt is refunded: {back}");
 }
 
+/// Two workers under one name would each put the other's tasks back in the queue with
+/// every heartbeat; the second is refused while the first is connected, and the name is
+/// free again the moment the first dies.
+#[test]
+fn a_second_worker_under_the_same_name_is_refused_and_disturbs_nothing() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (payload, started, go) = gated_payload(dir.path(), "first");
+    let id = d.add(&["held", "--payload", &payload]);
+    let mut first = worker(&d, &["--agent", "w1"]);
+    until("the task started", || started.exists());
+
+    let second = worker(&d, &["--agent", "w1", "--exit-when-empty"]);
+    let refused = Run::from_output(second.wait_with_output().unwrap());
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("agent w1 is in use by another worker"),
+        "{refused:?}"
+    );
+    let held = task(&d, id);
+    assert_eq!(
+        (&held["status"], &held["attempts"]),
+        (&"running".into(), &1.into()),
+        "{held}"
+    );
+
+    std::fs::write(&go, "").unwrap();
+    wait_status(&d, id, "done");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The first worker's connection closed with it: the name is free.
+    let third = worker(&d, &["--agent", "w1", "--exit-when-empty"]);
+    let run = Run::from_output(third.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
 #[test]
 fn a_sigkilled_worker_leaves_no_process_and_its_task_runs_again_once() {
     let d = TestDaemon::start_with(&["--lease", "2s", "--retry-backoff", "0s"]);

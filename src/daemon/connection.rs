@@ -28,6 +28,7 @@ use super::auth::{Access, Peer};
 use super::events;
 use super::handlers;
 use super::lock_hold;
+use super::ownership::AgentOwnership;
 use super::shutdown::Phase;
 use super::state::AppState;
 use crate::daemon::queue::encoded_size_estimate;
@@ -151,6 +152,7 @@ pub async fn serve(stream: Stream, state: Arc<AppState>, admission: Admission) {
         max_frame: admission.max_frame,
         budget: Arc::clone(&admission.budget),
         reserved: None,
+        owned: Vec::new(),
     };
     let served = match connection.refusal(&admission) {
         // Refused before anything the client sent is read.
@@ -172,6 +174,8 @@ struct Connection {
     budget: Arc<FrameBudget>,
     /// The budget a large frame being received holds.
     reserved: Option<Reservation>,
+    /// Agent names this connection owns, given up when it closes.
+    owned: Vec<AgentOwnership>,
 }
 
 /// What the reader found at the front of the input.
@@ -255,6 +259,15 @@ impl Connection {
             if let Request::Subscribe { queue, agent } = request {
                 return self.stream_events(state, id, queue, agent).await;
             }
+            if let Request::OwnAgent { name } = &request {
+                // Held by the connection, not the state: it ends when the connection does.
+                let result = self.own_agent(state, name);
+                state
+                    .metrics
+                    .observe_request(kind, started.elapsed(), result.is_ok());
+                self.queue_answer(id, result);
+                continue;
+            }
             // Only a request that may wait long (a parked claim, a task wait) watches for
             // the client leaving, so that a claim is withdrawn if its claimer dies. Any
             // other request ends within a commit and is answered whatever happens.
@@ -315,6 +328,15 @@ impl Connection {
                 self.flush().await?;
             }
         }
+    }
+
+    fn own_agent(&mut self, state: &AppState, name: &str) -> Result<Response, ErrorBody> {
+        if self.owned.iter().any(|owned| owned.name() == name) {
+            return Ok(Response::AgentOwned);
+        }
+        crate::protocol::limits::check_name("agent", name).map_err(ErrorBody::invalid)?;
+        self.owned.push(state.agent_owners.own(name)?);
+        Ok(Response::AgentOwned)
     }
 
     /// Streams events to the client until it leaves or the daemon stops. A client that

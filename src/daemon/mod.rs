@@ -16,6 +16,7 @@ mod lifecycle;
 mod lock_hold;
 pub mod logs;
 pub mod metrics;
+mod ownership;
 pub mod parked;
 pub mod queue;
 mod record;

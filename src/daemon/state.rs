@@ -25,6 +25,7 @@ use super::events::Events;
 use super::lock_hold::TimedGuard;
 use super::logs::Logs;
 use super::metrics::{LATENCY_BUCKETS_US, Metrics, RUN_BUCKETS_MS};
+use super::ownership::AgentOwners;
 use super::parked::{ParkedClaim, ParkedClaims, TaskWatchers};
 use super::queue::{Policy, TaskQueue};
 use super::registry::Registry;
@@ -111,6 +112,8 @@ pub struct AppState {
     limits: Limits,
     /// Task output files (set once at start-up; unset in tests that build a bare state).
     logs: std::sync::OnceLock<Arc<Logs>>,
+    /// Agent names owned by a connection (`vapora work`).
+    pub agent_owners: Arc<AgentOwners>,
 }
 
 /// The daemon's timing settings.
@@ -246,6 +249,7 @@ impl AppState {
             admits_others: std::sync::atomic::AtomicBool::new(false),
             limits,
             logs: std::sync::OnceLock::new(),
+            agent_owners: Arc::default(),
         })
     }
 

@@ -18,8 +18,10 @@ pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 /// carry the longest queue-lock hold of each request kind and the waits in progress;
 /// 8: `GiveBack`, `DaemonInfo` says who the daemon admits, and `NewTask` and `Task` carry
 /// `cwd`, `env` and `timeout_ms`; 9: `AppendOutput` and `ReadOutput`, answered
-/// `OutputKept` and `Output`.)
-pub const PROTOCOL_VERSION: u32 = 9;
+/// `OutputKept` and `Output`; 10: `Task` carries its latest attempt's times and exit
+/// code, `Complete` and `Fail` a `RunEnd`, `MetricsSnapshot` a run-time histogram, and
+/// `OwnAgent` answered `AgentOwned`.)
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -169,6 +169,13 @@ pub enum Request {
         from: u64,
         follow: bool,
     },
+    /// This connection owns agent `name` for as long as it stays open: refused while
+    /// another open connection owns it. `vapora work` takes its name this way, so two
+    /// workers given the same name (two on one host, both named after it) are told at once
+    /// instead of taking each other's tasks back with every heartbeat.
+    OwnAgent {
+        name: String,
+    },
 }
 
 /// A request's kind without its data: the label of its metrics.
@@ -197,10 +204,11 @@ pub enum RequestKind {
     GiveBack,
     AppendOutput,
     ReadOutput,
+    OwnAgent,
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 23] = [
+    pub const ALL: [RequestKind; 24] = [
         RequestKind::Ping,
         RequestKind::Shutdown,
         RequestKind::AddTasks,
@@ -224,6 +232,7 @@ impl RequestKind {
         RequestKind::GiveBack,
         RequestKind::AppendOutput,
         RequestKind::ReadOutput,
+        RequestKind::OwnAgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -251,6 +260,7 @@ impl RequestKind {
             RequestKind::GiveBack => "give_back",
             RequestKind::AppendOutput => "append_output",
             RequestKind::ReadOutput => "read_output",
+            RequestKind::OwnAgent => "own_agent",
         }
     }
 
@@ -285,6 +295,7 @@ impl Request {
             Request::GiveBack { .. } => RequestKind::GiveBack,
             Request::AppendOutput { .. } => RequestKind::AppendOutput,
             Request::ReadOutput { .. } => RequestKind::ReadOutput,
+            Request::OwnAgent { .. } => RequestKind::OwnAgent,
         }
     }
 }

@@ -75,6 +75,8 @@ pub enum Response {
         data: Vec<u8>,
         ended: bool,
     },
+    /// The connection owns the agent name until it closes.
+    AgentOwned,
 }
 
 /// What a heartbeat did.

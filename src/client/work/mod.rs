@@ -159,6 +159,7 @@ fn registration(agent: &str, args: &WorkArgs) -> Request {
 }
 
 fn register(control: &mut Client, agent: &str, args: &WorkArgs) -> Result<(), CliError> {
+    own(control, agent)??;
     control.call(&registration(agent, args))??;
     // This process owns the name: whatever an earlier run of it held goes back now.
     control.call(&Request::Heartbeat {
@@ -167,6 +168,17 @@ fn register(control: &mut Client, agent: &str, args: &WorkArgs) -> Result<(), Cl
         renew: Renew::NamedOnly,
     })??;
     Ok(())
+}
+
+/// Takes the agent name for this connection (see `Request::OwnAgent`): refused while
+/// another worker's connection owns it.
+fn own(
+    control: &mut Client,
+    agent: &str,
+) -> Result<Result<Response, crate::protocol::ErrorBody>, CliError> {
+    Ok(control.call(&Request::OwnAgent {
+        name: agent.to_string(),
+    })?)
 }
 
 struct Worker<'s> {
@@ -191,6 +203,8 @@ struct Worker<'s> {
     claim_in_flight: bool,
     /// A claim failed as if the agent were gone: register it again before the next.
     register_again: bool,
+    /// Another worker took the agent name while this one was disconnected: it stops.
+    name_taken: Option<String>,
     /// With --exit-when-empty: nothing was claimable; claim again once a task ends.
     idle_until_exit: bool,
     retry_claim_at: Option<Instant>,
@@ -251,6 +265,7 @@ impl<'s> Worker<'s> {
             connector,
             claim_in_flight: false,
             register_again: false,
+            name_taken: None,
             idle_until_exit: false,
             retry_claim_at: None,
             running: HashMap::new(),
@@ -276,6 +291,9 @@ impl<'s> Worker<'s> {
         );
         loop {
             self.claim_if_room();
+            if let Some(refusal) = self.name_taken.take() {
+                return Err(self.give_up_name(refusal));
+            }
             if self.finished() {
                 for (id, _, _) in &self.reports {
                     say::error(&format!(
@@ -363,6 +381,16 @@ impl<'s> Worker<'s> {
                 Event::Tick => self.tick(),
             }
         }
+    }
+
+    /// Another worker owns the agent name now (it took it while this one could not reach
+    /// the daemon, and its heartbeats put this one's tasks back in the queue): this worker
+    /// stops its processes, whose tasks are no longer its own, and exits.
+    fn give_up_name(&mut self, refusal: String) -> CliError {
+        for (_, running) in self.running.drain() {
+            process::signal_group(running.pgid, libc::SIGKILL);
+        }
+        CliError::new(FAILURE, format!("{refusal}; this worker stops"))
     }
 
     /// Done: stopping (or --exit-when-empty with nothing claimable), with nothing running,
@@ -593,7 +621,17 @@ impl<'s> Worker<'s> {
     ) -> Result<Result<Response, crate::protocol::ErrorBody>, ()> {
         if self.control.is_none() {
             match self.connector.connect() {
-                Ok(client) => self.control = Some(client),
+                Ok(mut client) => match own(&mut client, &self.agent) {
+                    Ok(Ok(_)) => self.control = Some(client),
+                    Ok(Err(refused)) => {
+                        self.name_taken = Some(refused.message);
+                        return Err(());
+                    }
+                    Err(error) => {
+                        self.say_unreachable(&error);
+                        return Err(());
+                    }
+                },
                 Err(error) => {
                     self.say_unreachable(&error);
                     return Err(());

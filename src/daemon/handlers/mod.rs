@@ -9,7 +9,7 @@ mod tasks;
 use std::sync::Arc;
 
 use super::state::AppState;
-use crate::protocol::{ErrorBody, Request, Response};
+use crate::protocol::{ErrorBody, ErrorKind, Request, Response};
 
 pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Response, ErrorBody> {
     match request {
@@ -69,5 +69,10 @@ pub async fn dispatch(state: &Arc<AppState>, request: Request) -> Result<Respons
             from,
             follow,
         } => output::read(state, id, attempt, from, follow).await,
+        // Served by the connection, which holds the ownership (`connection.rs`).
+        Request::OwnAgent { .. } => Err(ErrorBody::new(
+            ErrorKind::Internal,
+            "an agent is owned by a connection, not dispatched",
+        )),
     }
 }
