@@ -176,9 +176,9 @@ fn own(
     control: &mut Client,
     agent: &str,
 ) -> Result<Result<Response, crate::protocol::ErrorBody>, CliError> {
-    Ok(control.call(&Request::OwnAgent {
+    control.call(&Request::OwnAgent {
         name: agent.to_string(),
-    })?)
+    })
 }
 
 struct Worker<'s> {
