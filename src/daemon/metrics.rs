@@ -28,7 +28,6 @@ pub const RUN_BUCKETS_MS: [u64; 14] = [
 /// How long attempts ran, from claim to the outcome their worker reported.
 #[derive(Default)]
 struct RunTimes {
-    count: AtomicU64,
     sum_ms: AtomicU64,
     /// Per-bucket (not cumulative) counts; the extra last slot is +Inf.
     buckets: [AtomicU64; RUN_BUCKETS_MS.len() + 1],
@@ -81,39 +80,21 @@ impl Metrics {
             metric.errors.fetch_add(1, Relaxed);
         }
         metric.sum_us.fetch_add(us, Relaxed);
-        let bucket = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&bound| us <= bound)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        metric.buckets[bucket].fetch_add(1, Relaxed);
+        metric.buckets[bucket(&LATENCY_BUCKETS_US, us)].fetch_add(1, Relaxed);
     }
 
     /// An attempt ran `ms` milliseconds before its worker reported the outcome.
     pub fn observe_run(&self, ms: u64) {
         let runs = &self.run_times;
-        runs.count.fetch_add(1, Relaxed);
         runs.sum_ms.fetch_add(ms, Relaxed);
-        let bucket = RUN_BUCKETS_MS
-            .iter()
-            .position(|&bound| ms <= bound)
-            .unwrap_or(RUN_BUCKETS_MS.len());
-        runs.buckets[bucket].fetch_add(1, Relaxed);
+        runs.buckets[bucket(&RUN_BUCKETS_MS, ms)].fetch_add(1, Relaxed);
     }
 
     /// The run-time histogram: cumulative counts per bucket of [`RUN_BUCKETS_MS`] (the last
     /// is +Inf, the count), and the sum in milliseconds.
     pub fn run_times(&self) -> (Vec<u64>, u64) {
-        let mut running = 0;
-        let cumulative = self
-            .run_times
-            .buckets
-            .iter()
-            .map(|bucket| {
-                running += bucket.load(Relaxed);
-                running
-            })
-            .collect();
-        (cumulative, self.run_times.sum_ms.load(Relaxed))
+        let runs = &self.run_times;
+        (cumulative(&runs.buckets), runs.sum_ms.load(Relaxed))
     }
 
     /// Counts a `task wait` as in progress for as long as the returned guard lives.
@@ -182,15 +163,7 @@ impl Metrics {
             .iter()
             .map(|kind| {
                 let metric = &self.requests[kind.index()];
-                let mut running = 0;
-                let latency_cumulative = metric
-                    .buckets
-                    .iter()
-                    .map(|bucket| {
-                        running += bucket.load(Relaxed);
-                        running
-                    })
-                    .collect();
+                let latency_cumulative = cumulative(&metric.buckets);
                 RequestStats {
                     kind: kind.as_str().to_string(),
                     count: metric.count.load(Relaxed),
@@ -202,6 +175,27 @@ impl Metrics {
             })
             .collect()
     }
+}
+
+/// The histogram bucket of `value`: the first whose upper bound holds it, else +Inf (the
+/// slot after the bounds).
+fn bucket(bounds: &[u64], value: u64) -> usize {
+    bounds
+        .iter()
+        .position(|&bound| value <= bound)
+        .unwrap_or(bounds.len())
+}
+
+/// Per-bucket counts as cumulative ones (the last is the total).
+fn cumulative(buckets: &[AtomicU64]) -> Vec<u64> {
+    let mut running = 0;
+    buckets
+        .iter()
+        .map(|bucket| {
+            running += bucket.load(Relaxed);
+            running
+        })
+        .collect()
 }
 
 /// Raises a maximum. Nearly every hold is shorter than the longest so far: a plain load
