@@ -174,7 +174,8 @@ fn failures_are_retried_after_a_backoff() {
 fn delayed_tasks_wait_for_their_time() {
     let d = TestDaemon::start();
     d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
-    let later = d.add(&["later", "--delay", "700ms"]);
+    // Long enough that the checks below finish well before it is due, even under load.
+    let later = d.add(&["later", "--delay", "3s"]);
     let at = d.add(&["at a time", "--at", "2099-01-01T00:00:00Z"]);
     assert_eq!(task(&d, later)["status"], "scheduled");
     assert_eq!(task(&d, at)["run_at"], "2099-01-01T00:00:00.000Z");
@@ -183,7 +184,7 @@ fn delayed_tasks_wait_for_their_time() {
     let claimed = d.run(&["task", "claim", "--agent", "w1", "--wait", "10s", "-q"]);
     assert_eq!(claimed.ok(), later.to_string());
     assert!(
-        started.elapsed() >= Duration::from_millis(300),
+        started.elapsed() >= Duration::from_millis(1000),
         "claimed too early"
     );
     assert_eq!(task(&d, at)["status"], "scheduled");
@@ -274,17 +275,19 @@ fn leases_schedules_and_dependencies_survive_a_restart() {
     d.run(&["agent", "register", "w1", "--max-tasks", "5"]).ok();
     let leased = d.add(&["leased"]);
     d.run(&["task", "claim", "--agent", "w1"]).ok();
-    let delayed = d.add(&["delayed", "--delay", "1500ms"]);
+    // Long enough to be still ahead after the restart and the lease's expiry on a loaded
+    // machine (the restarted daemon gives the running task a whole lease first).
+    let delayed = d.add(&["delayed", "--delay", "4s"]);
     let parent = d.add(&["parent"]);
     let child = d.add(&["child", "--after", &parent.to_string()]);
     d.kill9();
     // The lease runs out while the daemon is down.
     std::thread::sleep(Duration::from_millis(700)); // lets the lease pass; nothing to signal
     d.restart(&["--lease", "500ms", "--retry-backoff", "0s"]);
-    let back = wait_status(&d, leased, "queued");
-    assert_eq!(back["error"], "lease expired on agent w1");
     assert_eq!(task(&d, delayed)["status"], "scheduled");
     assert_eq!(task(&d, child)["status"], "blocked");
+    let back = wait_status(&d, leased, "queued");
+    assert_eq!(back["error"], "lease expired on agent w1");
     wait_status(&d, delayed, "queued");
     // Claim the parent (first in line after the requeued one) and finish it.
     loop {
