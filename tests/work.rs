@@ -268,6 +268,13 @@ fn a_second_worker_under_the_same_name_is_refused_and_disturbs_nothing() {
             .contains("agent w1 is in use by another worker"),
         "{refused:?}"
     );
+    // Nor may a hand-made heartbeat release the tasks the owning worker runs.
+    let release = d.run(&["agent", "heartbeat", "w1", "--release-others"]);
+    assert_eq!(release.code, 1, "{release:?}");
+    assert!(
+        release.stderr.contains("owned by a running worker"),
+        "{release:?}"
+    );
     let held = task(&d, id);
     assert_eq!(
         (&held["status"], &held["attempts"]),
@@ -329,14 +336,17 @@ fn a_sigkilled_worker_leaves_no_process_and_its_task_runs_again_once() {
 fn outcomes_reached_while_the_daemon_restarts_are_reported_after() {
     let mut d = TestDaemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let (payload, started, go) = gated_payload(dir.path(), "survived");
+    let (gated, started, go) = gated_payload(dir.path(), "survived");
+    let shell_pid = dir.path().join("shell");
+    let payload = format!("echo $$ > {}; {gated}", shell_pid.display());
     let id = d.add(&["across a restart", "--payload", &payload]);
     let w = worker(&d, &["--agent", "w1"]);
     until("the task started", || started.exists());
+    let shell = read_pid(&shell_pid).unwrap();
     d.kill9();
     // The task ends while no daemon answers.
     std::fs::write(&go, "").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    until("the task's shell exited", || !alive(shell));
     d.restart(&[]);
     wait_status(&d, id, "done");
     assert_eq!(task(&d, id)["result"], "survived");

@@ -35,7 +35,7 @@ use crate::daemon::queue::encoded_size_estimate;
 use crate::protocol::codec::{self, CodecError, HEADER_LEN};
 use crate::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome};
 use crate::protocol::types::now_millis;
-use crate::protocol::{ErrorBody, Request, RequestKind, Response, ResponseFrame, Task};
+use crate::protocol::{ErrorBody, Renew, Request, RequestKind, Response, ResponseFrame, Task};
 
 /// Buffered answers are written once they reach this size, even mid-batch.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -259,9 +259,7 @@ impl Connection {
             if let Request::Subscribe { queue, agent } = request {
                 return self.stream_events(state, id, queue, agent).await;
             }
-            if let Request::OwnAgent { name } = &request {
-                // Held by the connection, not the state: it ends when the connection does.
-                let result = self.own_agent(state, name);
+            if let Some(result) = self.ownership_answer(state, &request) {
                 state
                     .metrics
                     .observe_request(kind, started.elapsed(), result.is_ok());
@@ -330,8 +328,36 @@ impl Connection {
         }
     }
 
+    /// The answer to a request that agent ownership decides, which the connection serves
+    /// itself (ownership is held by the connection, and ends when it does): `OwnAgent`, and
+    /// a heartbeat releasing the agent's other tasks (`Renew::NamedOnly`) from anyone but
+    /// the owner of an owned name, which would take a running worker's tasks from it.
+    fn ownership_answer(
+        &mut self,
+        state: &AppState,
+        request: &Request,
+    ) -> Option<Result<Response, ErrorBody>> {
+        match request {
+            Request::OwnAgent { name } => Some(self.own_agent(state, name)),
+            Request::Heartbeat {
+                name,
+                renew: Renew::NamedOnly,
+                ..
+            } if !self.owns(name) && state.agent_owners.is_owned(name) => {
+                Some(Err(ErrorBody::conflict(format!(
+                    "agent {name} is owned by a running worker: only it may put the agent's                      other tasks back in the queue"
+                ))))
+            }
+            _ => None,
+        }
+    }
+
+    fn owns(&self, name: &str) -> bool {
+        self.owned.iter().any(|owned| owned.name() == name)
+    }
+
     fn own_agent(&mut self, state: &AppState, name: &str) -> Result<Response, ErrorBody> {
-        if self.owned.iter().any(|owned| owned.name() == name) {
+        if self.owns(name) {
             return Ok(Response::AgentOwned);
         }
         crate::protocol::limits::check_name("agent", name).map_err(ErrorBody::invalid)?;

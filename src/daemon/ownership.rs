@@ -40,6 +40,11 @@ impl AgentOwners {
         })
     }
 
+    /// Whether some open connection owns `name`.
+    pub fn is_owned(&self, name: &str) -> bool {
+        self.lock().contains(name)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.names
             .lock()
@@ -69,6 +74,7 @@ mod tests {
         let first = owners.own("w1").unwrap();
         assert_eq!(first.name(), "w1");
         assert!(owners.own("w1").is_err());
+        assert!(owners.is_owned("w1") && !owners.is_owned("w3"));
         let other = owners.own("w2").unwrap();
         drop(first);
         let again = owners.own("w1").unwrap();

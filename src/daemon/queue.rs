@@ -1393,6 +1393,26 @@ mod tests {
         queue.claim(who, &[], 1, &mut Vec::new()).map(|t| t.id)
     }
 
+    /// A claim by `agent` (any capability, up to 5 tasks) at time `now`.
+    fn claim_at(queue: &mut TaskQueue, agent: &str, now: Millis) -> Option<TaskId> {
+        let who = Claimant {
+            name: agent,
+            capabilities: &[],
+            max_tasks: 5,
+        };
+        queue.claim(who, &[], now, &mut Vec::new()).map(|t| t.id)
+    }
+
+    /// A queue that retries a failed task at once.
+    fn without_backoff() -> TaskQueue {
+        let mut queue = TaskQueue::new();
+        queue.set_policy(Policy {
+            retry_backoff_ms: 0,
+            ..Policy::default()
+        });
+        queue
+    }
+
     #[test]
     fn higher_priority_first_then_fifo() {
         let mut queue = TaskQueue::new();
@@ -1544,23 +1564,11 @@ mod tests {
 
     #[test]
     fn an_attempt_records_its_times_and_a_late_report_is_refused() {
-        let mut queue = TaskQueue::new();
-        queue.set_policy(Policy {
-            retry_backoff_ms: 0,
-            ..Policy::default()
-        });
+        let mut queue = without_backoff();
         let mut task = NewTask::new("flaky");
         task.max_attempts = 3;
         let id = queue.add(task, 0, &mut Vec::new());
-        let claim_at = |queue: &mut TaskQueue, now| {
-            let who = Claimant {
-                name: "w",
-                capabilities: &[],
-                max_tasks: 5,
-            };
-            queue.claim(who, &[], now, &mut Vec::new()).unwrap();
-        };
-        claim_at(&mut queue, 10);
+        claim_at(&mut queue, "w", 10).unwrap();
         let run = |attempt, exit_code| RunEnd { attempt, exit_code };
         let mut changes = Vec::new();
         queue
@@ -1581,7 +1589,7 @@ mod tests {
             (Some(10), Some(25), Some(2))
         );
         // The next attempt starts afresh.
-        claim_at(&mut queue, 40);
+        claim_at(&mut queue, "w", 40).unwrap();
         let running = queue.get(id).unwrap();
         assert_eq!(
             (running.started_at, running.ended_at, running.exit_code),
@@ -1608,11 +1616,7 @@ mod tests {
 
     #[test]
     fn fail_requeues_until_attempts_run_out() {
-        let mut queue = TaskQueue::new();
-        queue.set_policy(Policy {
-            retry_backoff_ms: 0,
-            ..Policy::default()
-        });
+        let mut queue = without_backoff();
         let mut task = NewTask::new("flaky");
         task.max_attempts = 2;
         let id = queue.add(task, 0, &mut Vec::new());
