@@ -181,6 +181,31 @@ fn a_task_past_its_timeout_is_stopped_and_failed_as_timed_out() {
     until("the task's sleep is gone", || !alive(sleeper));
 }
 
+/// A daemon that hangs (here: SIGSTOP) does not freeze the worker: its calls give up
+/// after a bound, so the task's timeout is still enforced, and once the daemon answers
+/// again the outcome is reported.
+#[test]
+fn a_hung_daemon_does_not_stop_the_worker_from_enforcing_a_timeout() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let payload = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+    let id = d.add(&["slow", "--payload", &payload, "--max-attempts", "1"]);
+    let mut w = worker(&d, &["--agent", "w1", "--timeout", "2s", "--grace", "1s"]);
+    until("the task's sleep started", || read_pid(&pid_file).is_some());
+    let sleeper = read_pid(&pid_file).unwrap();
+    signal(d.pid(), libc::SIGSTOP);
+    // The worker is inside a call to the stopped daemon when the timeout comes due.
+    until_within(Duration::from_secs(30), "the task stopped", || {
+        !alive(sleeper)
+    });
+    signal(d.pid(), libc::SIGCONT);
+    wait_status(&d, id, "failed");
+    assert_eq!(task(&d, id)["error"], "timed out after 2s");
+    signal(w.id(), libc::SIGTERM);
+    assert_eq!(w.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn cancelling_a_running_task_stops_its_processes() {
     let d = TestDaemon::start();

@@ -34,8 +34,9 @@ fn answer_estimate(request: &Request) -> usize {
     }
 }
 
-/// The socket, readable and writable through a shared reference (as Unix sockets are).
-struct Socket(Stream);
+/// The socket, readable and writable through a shared reference (as Unix sockets are),
+/// and how long a read waits for the daemon (`None`: as long as it takes).
+struct Socket(Stream, Option<std::time::Duration>);
 
 impl Read for Socket {
     /// Waits in `poll` for input, then reads. A thread asleep inside `read` on a Unix
@@ -50,10 +51,20 @@ impl Read for Socket {
             events: libc::POLLIN,
             revents: 0,
         };
+        let timeout_ms = self.1.map_or(-1, |timeout| {
+            timeout.as_millis().min(i32::MAX as u128) as i32
+        });
         loop {
             // SAFETY: one valid pollfd, for a descriptor this socket owns.
-            if unsafe { libc::poll(&mut pollfd, 1, -1) } >= 0 {
-                break;
+            match unsafe { libc::poll(&mut pollfd, 1, timeout_ms) } {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the daemon did not answer in time",
+                    ));
+                }
+                ready if ready > 0 => break,
+                _ => {}
             }
             let error = io::Error::last_os_error();
             if error.kind() != io::ErrorKind::Interrupted {
@@ -144,7 +155,7 @@ impl Client {
             }
         }
         let mut client = Client {
-            reader: BufReader::new(Socket(stream)),
+            reader: BufReader::new(Socket(stream, None)),
             out: Vec::new(),
             body: Vec::new(),
             next_id: 1,
@@ -153,6 +164,14 @@ impl Client {
         codec::encode_frame(&mut client.out, &Hello::current(), DEFAULT_MAX_FRAME)
             .map_err(|e| ConnectError::Other(CliError::new(FAILURE, e.to_string())))?;
         Ok(client)
+    }
+
+    /// How long each read of an answer may wait before the call fails as unreachable
+    /// (`None`, the default: as long as it takes). A worker bounds its calls so that a
+    /// daemon that hangs (stopped, or stuck on a disk) cannot freeze it; the connection is
+    /// of no use after such a failure.
+    pub fn set_answer_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.reader.get_mut().1 = timeout;
     }
 
     /// A second descriptor of this connection's socket, with which another thread can

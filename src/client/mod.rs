@@ -106,6 +106,7 @@ impl Session {
             autostart: self.autostart,
             quiet: self.quiet,
             expected_uid: self.expected_uid,
+            answer_timeout: None,
         }
     }
 
@@ -130,9 +131,17 @@ pub struct Connector {
     autostart: bool,
     quiet: bool,
     expected_uid: Option<u32>,
+    /// Set on every connection made (`Client::set_answer_timeout`).
+    answer_timeout: Option<std::time::Duration>,
 }
 
 impl Connector {
+    /// The same, with every connection's answers bounded by `timeout`.
+    pub fn with_answer_timeout(mut self, timeout: std::time::Duration) -> Connector {
+        self.answer_timeout = Some(timeout);
+        self
+    }
+
     /// The same, never starting a daemon (for connections made again later: a daemon
     /// stopped on purpose stays stopped).
     pub fn without_autostart(mut self) -> Connector {
@@ -218,7 +227,9 @@ impl Connector {
     }
 
     fn connect_once(&self) -> Result<Client, ConnectError> {
-        Client::connect_expecting(&self.socket, self.expected_uid)
+        let mut client = Client::connect_expecting(&self.socket, self.expected_uid)?;
+        client.set_answer_timeout(self.answer_timeout);
+        Ok(client)
     }
 
     fn wrong_owner(&self, wrong: &WrongOwner) -> CliError {

@@ -41,6 +41,11 @@ use crate::protocol::{Renew, Request, Response, RunEnd, Task, TaskId, TaskStatus
 
 /// How long a parked claim waits before it is asked again.
 const CLAIM_WAIT_MS: u64 = 30_000;
+/// How long the worker waits for the daemon to answer a request (beyond a claim's own
+/// wait). A daemon that hangs (stopped with SIGSTOP, stuck on a disk) must not freeze the
+/// worker: its timeouts, cancels and signals are served meanwhile, and the call is made
+/// again on a new connection, as after a restart.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The heartbeat and the checks of timeouts and graces.
 const TICK: Duration = Duration::from_secs(1);
 /// How long the worker waits before claiming again after a claim failed.
@@ -100,6 +105,7 @@ pub fn run(session: &mut Session, args: WorkArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::new(FAILURE, format!("cannot start the worker's guard: {e}")))?;
     let agent = args.agent.clone().unwrap_or_else(default_agent_name);
     let mut control = session.new_client()?;
+    control.set_answer_timeout(Some(CALL_TIMEOUT));
     refuse_root_for_others(&mut control, args.allow_root)?;
     register(&mut control, &agent, &args)?;
     let mut worker = Worker::new(session, args, agent, control, guard)?;
@@ -238,7 +244,10 @@ impl<'s> Worker<'s> {
         let claim_closer = Arc::new(Mutex::new(None));
         // After the first connection, no connection starts a daemon: one stopped on
         // purpose (`vapora shutdown`) stays stopped.
-        let connector = session.connector().without_autostart();
+        let connector = session
+            .connector()
+            .without_autostart()
+            .with_answer_timeout(CALL_TIMEOUT);
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let claims = spawn_claimer(
             connector.clone(),
@@ -884,6 +893,7 @@ fn spawn_claimer(
             let Some(connected) = client.as_mut() else {
                 continue;
             };
+            connected.set_answer_timeout(Some(Duration::from_millis(wait_ms) + CALL_TIMEOUT));
             let request = Request::Claim {
                 agent: agent.clone(),
                 queues: queues.clone(),
