@@ -458,6 +458,37 @@ fn a_task_runs_in_its_directory_with_its_variables_and_exact_words() {
 
 /// `vapora run`: adds the task, prints its output as the worker runs it, and exits with
 /// the command's own status; without a worker it says so instead of waiting silently.
+/// `vapora run` (and `task logs --follow`) ride over a daemon restart: the output from
+/// before and after arrives, and the exit status is still the command's.
+#[test]
+fn run_follows_its_task_across_a_daemon_restart() {
+    let mut d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (gated, started, go) = gated_payload(dir.path(), "after");
+    let payload = format!("echo before; {gated}; exit 7");
+    let mut w = worker(&d, &["--agent", "w1"]);
+    let following = d
+        .command(&["run", "--max-attempts", "1", "--", "sh", "-c", &payload])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("the task started", || started.exists());
+    d.kill9();
+    d.restart(&[]);
+    std::fs::write(&go, "").unwrap();
+    let run = Run::from_output(following.wait_with_output().unwrap());
+    assert_eq!(run.code, 7, "{run:?}");
+    assert_eq!(run.stdout, "before\nafter\n", "{run:?}");
+    assert!(
+        run.stderr.contains("waiting for the daemon to come back"),
+        "{run:?}"
+    );
+    signal(w.id(), libc::SIGTERM);
+    assert_eq!(w.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn run_prints_the_output_and_exits_with_the_commands_status() {
     let d = TestDaemon::start();

@@ -1,11 +1,60 @@
 //! `vapora task logs`: a task's output, raw on stdout, as its worker ran it.
 
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
-use crate::client::exit::{CliError, FAILURE, OK};
+use crate::client::exit::{CliError, FAILURE, OK, UNREACHABLE};
 use crate::client::{Session, output, unexpected};
 use crate::protocol::limits::MAX_OUTPUT_CHUNK;
-use crate::protocol::{Request, Response, TaskId, TaskStatus};
+use crate::protocol::{ErrorKind, Request, Response, TaskId, TaskStatus};
+
+/// How long a follower waits for a daemon that went away to answer again.
+const DAEMON_RETURN_WAIT: Duration = Duration::from_secs(60);
+/// How often it looks for the daemon meanwhile.
+const DAEMON_RETURN_POLL: Duration = Duration::from_millis(200);
+
+/// A request of a follower (`task logs --follow`, `vapora run`), which rides over a daemon
+/// restart: if the daemon goes away (killed, restarting, shutting down), it says so once,
+/// waits up to [`DAEMON_RETURN_WAIT`] for one to answer there again (never starting one:
+/// a daemon stopped on purpose stays stopped), and asks again. Reads only, so asking twice
+/// is harmless.
+pub fn call_following(session: &mut Session, request: &Request) -> Result<Response, CliError> {
+    let mut gone_since: Option<Instant> = None;
+    loop {
+        if let Some(since) = gone_since {
+            // Polling: a daemon that is not there has nothing to wake us with.
+            std::thread::sleep(DAEMON_RETURN_POLL);
+            if session.running_client()?.is_none() {
+                if since.elapsed() >= DAEMON_RETURN_WAIT {
+                    return Err(CliError::new(
+                        UNREACHABLE,
+                        format!(
+                            "no daemon answered for {}s; the task is kept, follow it again                              with `vapora task logs --follow`",
+                            DAEMON_RETURN_WAIT.as_secs()
+                        ),
+                    ));
+                }
+                continue;
+            }
+        }
+        let failure = match session.client()?.call(request) {
+            Ok(Ok(response)) => return Ok(response),
+            // Shutting down: a restart, most likely.
+            Ok(Err(refused)) if refused.kind == ErrorKind::Unavailable => refused.message,
+            Ok(Err(refused)) => return Err(refused.into()),
+            Err(error) if error.code == UNREACHABLE => error.message,
+            Err(error) => return Err(error),
+        };
+        session.disconnect();
+        if gone_since.is_none() {
+            output::note(
+                session.quiet,
+                &format!("{failure}; waiting for the daemon to come back"),
+            );
+            gone_since = Some(Instant::now());
+        }
+    }
+}
 
 /// One answer of the daemon.
 struct Chunk {
@@ -29,7 +78,12 @@ fn read(
         from,
         follow,
     };
-    match session.call(request)? {
+    let answer = if follow {
+        call_following(session, &request)?
+    } else {
+        session.call(request)?
+    };
+    match answer {
         Response::Output {
             attempt,
             from,
@@ -82,7 +136,7 @@ pub fn logs(
             continue;
         }
         // The attempt is over: the task ended, or a later attempt comes (or came).
-        let task = match session.call(Request::GetTask { id })? {
+        let task = match call_following(session, &Request::GetTask { id })? {
             Response::Task(task) => task,
             other => return Err(unexpected(other)),
         };

@@ -27,14 +27,15 @@ pub fn run(session: &mut Session, args: AddArgs) -> Result<i32, CliError> {
         // Nobody reads our output any more (`vapora run ... | head`): stop printing, but
         // the exit status is still the command's, once it ends.
         Err(closed) if closed.code == OK => {
-            session.call(Request::Wait {
+            let wait = Request::Wait {
                 ids: vec![id],
                 timeout_ms: None,
-            })?;
+            };
+            super::logs::call_following(session, &wait)?;
         }
         Err(error) => return Err(error),
     }
-    let task = match session.call(Request::GetTask { id })? {
+    let task = match super::logs::call_following(session, &Request::GetTask { id })? {
         Response::Task(task) => task,
         other => return Err(unexpected(other)),
     };

@@ -31,7 +31,9 @@ pub enum Message {
         attempt: u32,
         data: Vec<u8>,
     },
-    /// The task's output ended: `done` is told once what was read is sent (or could not be).
+    /// The task's output ended: `done` is told once what was read is sent (or refused). The
+    /// reader waits for that at most [`FLUSH_WAIT`], so that a daemon that stays away never
+    /// holds back the outcome.
     End { id: TaskId, done: Sender<()> },
 }
 
@@ -67,6 +69,8 @@ struct Outbox {
     /// Set while no daemon answers: when to try again.
     retry_at: Option<Instant>,
     buffers: BTreeMap<TaskId, Buffer>,
+    /// Readers of ended tasks waiting for their output to be sent.
+    flushes: Vec<(TaskId, Sender<()>)>,
 }
 
 impl Outbox {
@@ -77,6 +81,7 @@ impl Outbox {
             client: None,
             retry_at: None,
             buffers: BTreeMap::new(),
+            flushes: Vec::new(),
         }
     }
 
@@ -95,7 +100,6 @@ impl Outbox {
                     Err(_) => return,
                 },
             };
-            let mut acks = Vec::new();
             // What is waiting, up to a round's worth: one request carries many chunks.
             for message in message
                 .into_iter()
@@ -105,7 +109,7 @@ impl Outbox {
                     Message::Chunk { id, attempt, data } => self.keep(id, attempt, data),
                     Message::End { id, done } => {
                         self.buffers.entry(id).or_default().ended = true;
-                        acks.push(done);
+                        self.flushes.push((id, done));
                     }
                 }
             }
@@ -117,9 +121,15 @@ impl Outbox {
             }
             self.buffers
                 .retain(|_, buffer| !(buffer.ended && buffer.chunks.is_empty()));
-            for done in acks {
-                let _ = done.send(());
-            }
+            // A reader that gave up waiting is gone; telling it is harmless.
+            let buffers = &self.buffers;
+            self.flushes.retain(|(id, done)| {
+                let sent = buffers.get(id).is_none_or(|b| b.chunks.is_empty());
+                if sent {
+                    let _ = done.send(());
+                }
+                !sent
+            });
         }
     }
 
@@ -145,6 +155,9 @@ impl Outbox {
             .filter(|(_, buffer)| !buffer.chunks.is_empty())
             .map(|(id, _)| *id)
             .collect();
+        // A connection kept from before may be to a daemon that has since restarted: its
+        // failure earns one more try on a new connection.
+        let mut fresh = self.client.is_none();
         for id in ids {
             while let Some(request) = self.next_request(id) {
                 let (request, taken) = request;
@@ -177,7 +190,10 @@ impl Outbox {
                     }
                     Err(_) => {
                         self.client = None;
-                        return Err(());
+                        if fresh {
+                            return Err(());
+                        }
+                        fresh = true;
                     }
                 }
             }
