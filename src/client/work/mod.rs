@@ -529,7 +529,10 @@ impl<'s> Worker<'s> {
             });
             // Its output reaches the daemon before its outcome, unless no daemon answers.
             let (done, sent) = mpsc::channel();
-            if to_daemon.send(output::Message::End { id, done }).is_ok() {
+            if to_daemon
+                .send(output::Message::End { id, attempt, done })
+                .is_ok()
+            {
                 let _ = sent.recv_timeout(output::FLUSH_WAIT);
             }
             let _ = sender.send(Event::Exited {

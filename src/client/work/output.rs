@@ -34,12 +34,20 @@ pub enum Message {
     /// The task's output ended: `done` is told once what was read is sent (or refused). The
     /// reader waits for that at most [`FLUSH_WAIT`], so that a daemon that stays away never
     /// holds back the outcome.
-    End { id: TaskId, done: Sender<()> },
+    End {
+        id: TaskId,
+        attempt: u32,
+        done: Sender<()>,
+    },
 }
+
+/// One attempt of one task: output is kept and sent per attempt, so that a task handed
+/// to this worker again while the output of its earlier attempt still waits for the
+/// daemon never mixes the two.
+type Run = (TaskId, u32);
 
 #[derive(Default)]
 struct Buffer {
-    attempt: u32,
     chunks: VecDeque<Vec<u8>>,
     bytes: usize,
     /// Dropped since the last send, for the marker line.
@@ -68,9 +76,9 @@ struct Outbox {
     client: Option<Client>,
     /// Set while no daemon answers: when to try again.
     retry_at: Option<Instant>,
-    buffers: BTreeMap<TaskId, Buffer>,
+    buffers: BTreeMap<Run, Buffer>,
     /// Readers of ended tasks waiting for their output to be sent.
-    flushes: Vec<(TaskId, Sender<()>)>,
+    flushes: Vec<(Run, Sender<()>)>,
 }
 
 impl Outbox {
@@ -107,9 +115,9 @@ impl Outbox {
             {
                 match message {
                     Message::Chunk { id, attempt, data } => self.keep(id, attempt, data),
-                    Message::End { id, done } => {
-                        self.buffers.entry(id).or_default().ended = true;
-                        self.flushes.push((id, done));
+                    Message::End { id, attempt, done } => {
+                        self.buffers.entry((id, attempt)).or_default().ended = true;
+                        self.flushes.push(((id, attempt), done));
                     }
                 }
             }
@@ -123,8 +131,8 @@ impl Outbox {
                 .retain(|_, buffer| !(buffer.ended && buffer.chunks.is_empty()));
             // A reader that gave up waiting is gone; telling it is harmless.
             let buffers = &self.buffers;
-            self.flushes.retain(|(id, done)| {
-                let sent = buffers.get(id).is_none_or(|b| b.chunks.is_empty());
+            self.flushes.retain(|(run, done)| {
+                let sent = buffers.get(run).is_none_or(|b| b.chunks.is_empty());
                 if sent {
                     let _ = done.send(());
                 }
@@ -134,8 +142,7 @@ impl Outbox {
     }
 
     fn keep(&mut self, id: TaskId, attempt: u32, data: Vec<u8>) {
-        let buffer = self.buffers.entry(id).or_default();
-        buffer.attempt = attempt;
+        let buffer = self.buffers.entry((id, attempt)).or_default();
         buffer.bytes += data.len();
         buffer.chunks.push_back(data);
         while buffer.bytes > MAX_BUFFERED {
@@ -149,17 +156,17 @@ impl Outbox {
 
     /// Sends every buffered chunk, task by task, in order. `Err` when no daemon answers.
     fn send_all(&mut self) -> Result<(), ()> {
-        let ids: Vec<TaskId> = self
+        let runs: Vec<Run> = self
             .buffers
             .iter()
             .filter(|(_, buffer)| !buffer.chunks.is_empty())
-            .map(|(id, _)| *id)
+            .map(|(run, _)| *run)
             .collect();
         // A connection kept from before may be to a daemon that has since restarted: its
         // failure earns one more try on a new connection.
         let mut fresh = self.client.is_none();
-        for id in ids {
-            while let Some(request) = self.next_request(id) {
+        for run in runs {
+            while let Some(request) = self.next_request(run) {
                 let (request, taken) = request;
                 if self.client.is_none() {
                     self.client = Some(self.connector.connect().map_err(|_| ())?);
@@ -169,7 +176,7 @@ impl Outbox {
                 };
                 match client.call(&request) {
                     Ok(Ok(_)) => {
-                        if let Some(buffer) = self.buffers.get_mut(&id) {
+                        if let Some(buffer) = self.buffers.get_mut(&run) {
                             buffer.dropped = 0;
                             for _ in 0..taken {
                                 if let Some(sent) = buffer.chunks.pop_front() {
@@ -181,7 +188,7 @@ impl Outbox {
                     // Not this agent's task (any more), or the daemon cannot keep it:
                     // nobody else will want this output.
                     Ok(Err(_)) => {
-                        if let Some(buffer) = self.buffers.get_mut(&id) {
+                        if let Some(buffer) = self.buffers.get_mut(&run) {
                             buffer.chunks.clear();
                             buffer.bytes = 0;
                             buffer.dropped = 0;
@@ -201,9 +208,10 @@ impl Outbox {
         Ok(())
     }
 
-    /// The next request for task `id`'s buffered output, and how many chunks it takes.
-    fn next_request(&mut self, id: TaskId) -> Option<(Request, usize)> {
-        let buffer = self.buffers.get_mut(&id)?;
+    /// The next request for a run's buffered output, and how many chunks it takes.
+    fn next_request(&mut self, run: Run) -> Option<(Request, usize)> {
+        let (id, attempt) = run;
+        let buffer = self.buffers.get_mut(&run)?;
         if buffer.chunks.is_empty() {
             return None;
         }
@@ -236,11 +244,68 @@ impl Outbox {
         Some((
             Request::AppendOutput {
                 id,
-                attempt: buffer.attempt,
+                attempt,
                 agent: self.agent.clone(),
                 data,
             },
             taken,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> Outbox {
+        let nowhere = Connector {
+            socket: "/nonexistent/vapora.sock".into(),
+            default_socket: false,
+            autostart: false,
+            quiet: true,
+            expected_uid: None,
+            answer_timeout: None,
+        };
+        Outbox::new(nowhere, "w1".into())
+    }
+
+    fn sent(request: Option<(Request, usize)>) -> (u32, Vec<u8>) {
+        match request {
+            Some((Request::AppendOutput { attempt, data, .. }, _)) => (attempt, data),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn output_waiting_for_the_daemon_stays_with_its_attempt() {
+        let mut outbox = outbox();
+        outbox.keep(7, 1, b"first run\n".to_vec());
+        // The task was handed to this worker again before the daemon took attempt 1's output.
+        outbox.keep(7, 2, b"second run\n".to_vec());
+        assert_eq!(
+            sent(outbox.next_request((7, 1))),
+            (1, b"first run\n".to_vec())
+        );
+        assert_eq!(
+            sent(outbox.next_request((7, 2))),
+            (2, b"second run\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn output_dropped_while_waiting_is_marked() {
+        let mut outbox = outbox();
+        let big = vec![b'x'; MAX_BUFFERED];
+        outbox.keep(1, 1, big);
+        outbox.keep(1, 1, b"newest\n".to_vec());
+        let (_, data) = sent(outbox.next_request((1, 1)));
+        let text = String::from_utf8_lossy(&data);
+        assert!(
+            text.starts_with(&format!(
+                "[vapora work: {MAX_BUFFERED} bytes of output dropped"
+            )),
+            "{}",
+            &text[..80]
+        );
     }
 }
