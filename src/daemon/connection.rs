@@ -338,7 +338,7 @@ impl Connection {
         request: &Request,
     ) -> Option<Result<Response, ErrorBody>> {
         match request {
-            Request::OwnAgent { name } => Some(self.own_agent(state, name)),
+            Request::OwnAgent { name, instance } => Some(self.own_agent(state, name, *instance)),
             Request::Heartbeat {
                 name,
                 renew: Renew::NamedOnly,
@@ -353,15 +353,21 @@ impl Connection {
     }
 
     fn owns(&self, name: &str) -> bool {
-        self.owned.iter().any(|owned| owned.name() == name)
+        self.owned
+            .iter()
+            .any(|owned| owned.name() == name && owned.is_current())
     }
 
-    fn own_agent(&mut self, state: &AppState, name: &str) -> Result<Response, ErrorBody> {
-        if self.owns(name) {
-            return Ok(Response::AgentOwned);
-        }
+    fn own_agent(
+        &mut self,
+        state: &AppState,
+        name: &str,
+        instance: u64,
+    ) -> Result<Response, ErrorBody> {
         crate::protocol::limits::check_name("agent", name).map_err(ErrorBody::invalid)?;
-        self.owned.push(state.agent_owners.own(name)?);
+        let owned = state.agent_owners.own(name, instance)?;
+        self.owned.retain(|earlier| earlier.name() != name);
+        self.owned.push(owned);
         Ok(Response::AgentOwned)
     }
 

@@ -169,12 +169,15 @@ pub enum Request {
         from: u64,
         follow: bool,
     },
-    /// This connection owns agent `name` for as long as it stays open: refused while
-    /// another open connection owns it. `vapora work` takes its name this way, so two
-    /// workers given the same name (two on one host, both named after it) are told at once
-    /// instead of taking each other's tasks back with every heartbeat.
+    /// This connection owns agent `name` for as long as it stays open: refused while a
+    /// connection of another worker (another `instance`) owns it; a connection of the same
+    /// instance takes it over (a worker connecting again). `vapora work` takes its name
+    /// this way, so two workers given the same name (two on one host, both named after it)
+    /// are told at once instead of taking each other's tasks back with every heartbeat.
     OwnAgent {
         name: String,
+        /// Chosen at random by the worker when it starts, the same on every connection.
+        instance: u64,
     },
 }
 

@@ -177,13 +177,32 @@ fn register(control: &mut Client, agent: &str, args: &WorkArgs) -> Result<(), Cl
 }
 
 /// Takes the agent name for this connection (see `Request::OwnAgent`): refused while
-/// another worker's connection owns it.
+/// another worker's connection owns it; taken over from an earlier connection of this one.
 fn own(
     control: &mut Client,
     agent: &str,
 ) -> Result<Result<Response, crate::protocol::ErrorBody>, CliError> {
     control.call(&Request::OwnAgent {
         name: agent.to_string(),
+        instance: instance(),
+    })
+}
+
+/// This worker's instance number: drawn once per process, from the clock and the process
+/// id, different for every worker that could share a daemon.
+fn instance() -> u64 {
+    static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INSTANCE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        // A randomly keyed hasher (std seeds it from the OS) over the pid and the time.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos()),
+        );
+        hasher.finish()
     })
 }
 
