@@ -15,10 +15,12 @@
 //! it answers again.
 //!
 //! - [`process`]: starting and stopping a task's processes, and the guard that kills them
-//!   if the worker dies; [`outcome`]: what an exit means; [`signals`]: SIGTERM/SIGINT.
+//!   if the worker dies; [`outcome`]: what an exit means; [`signals`]: SIGTERM/SIGINT;
+//!   [`pool`]: the reused threads that read each task's output and wait for its shell.
 
 pub(crate) mod outcome;
 mod output;
+mod pool;
 mod process;
 mod signals;
 
@@ -539,7 +541,7 @@ impl<'s> Worker<'s> {
         let to_daemon = self.output.clone();
         let id = task.id;
         let attempt = task.attempts;
-        std::thread::spawn(move || {
+        pool::run(move || {
             let mut last_line = LastLine::default();
             let status = process::run_to_end(pid, output, |chunk| {
                 last_line.feed(chunk);

@@ -80,11 +80,12 @@ pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -
         Ok(ends) => ends,
         Err(_) => return reap(pid),
     };
-    let waiter = std::thread::spawn(move || {
+    let (status_sender, status) = std::sync::mpsc::channel();
+    super::pool::run(move || {
         wait_for_exit(pid);
         signal_group(pid, libc::SIGKILL);
         drop(wake_write);
-        reap(pid)
+        let _ = status_sender.send(reap(pid));
     });
     let mut buf = vec![0u8; READ_CHUNK];
     let mut deadline: Option<std::time::Instant> = None;
@@ -133,8 +134,8 @@ pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -
         }
     }
     drop(output);
-    waiter
-        .join()
+    status
+        .recv()
         .unwrap_or_else(|_| ExitStatusExt::from_raw(libc::SIGKILL))
 }
 
