@@ -543,16 +543,20 @@ impl<'s> Worker<'s> {
         let attempt = task.attempts;
         pool::run(move || {
             let mut last_line = LastLine::default();
+            let mut printed = false;
             let status = process::run_to_end(pid, output, |chunk| {
+                printed = true;
                 last_line.feed(chunk);
                 let data = chunk.to_vec();
                 let _ = to_daemon.send(output::Message::Chunk { id, attempt, data });
             });
             // Its output reaches the daemon before its outcome, unless no daemon answers.
+            // A task that printed nothing has nothing to wait for (most quick jobs).
             let (done, sent) = mpsc::channel();
-            if to_daemon
-                .send(output::Message::End { id, attempt, done })
-                .is_ok()
+            if printed
+                && to_daemon
+                    .send(output::Message::End { id, attempt, done })
+                    .is_ok()
             {
                 let _ = sent.recv_timeout(output::FLUSH_WAIT);
             }
