@@ -14,9 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ -n "${QUICK:-}" ]]; then
-  N=2000 RUNS=30 BULK=20000 LIST=2000 PUEUE_TASKS=200 ROUNDS=1
+  N=2000 RUNS=30 BULK=20000 LIST=2000 PUEUE_TASKS=200 ROUNDS=1 WORK_TASKS=300
 else
-  N=100000 RUNS=300 BULK=1000000 LIST=100000 PUEUE_TASKS=2000 ROUNDS=${ROUNDS:-5}
+  N=100000 RUNS=300 BULK=1000000 LIST=100000 PUEUE_TASKS=2000 ROUNDS=${ROUNDS:-5} WORK_TASKS=5000
 fi
 
 BIN_DIR=$(scripts/build-release.sh)
@@ -108,6 +108,35 @@ else
   echo "hyperfine not installed: one-shot comparisons skipped" >&2
 fi
 
+# Running commands: WORK_TASKS × `true`, 4 at once. vapora-bench times `vapora work -j 4`
+# over a queue filled first, and `xargs -P 4` (the machine's spawn limit) in the same run;
+# tsp runs each task as it is added (`tsp -n true`, one command per task, as a user
+# queues them), so its figure includes its one-shot adds.
+# The worker is timed from the dynamically linked build (`cargo install`'s): only there
+# does the standard library start processes with posix_spawn instead of fork (BENCHMARKS.md).
+echo "== running commands: $WORK_TASKS x true, 4 at once" >&2
+cargo build --release --locked --bin vapora >&2
+"$BENCH" --json --vapora "${CARGO_TARGET_DIR:-target}/release/vapora" --work-tasks "$WORK_TASKS" --work-jobs 4 work \
+  >"$WORK/work.json"
+python3 - "$WORK/work.json" >>"$RESULTS" <<'PY'
+import json, sys
+for row in json.load(open(sys.argv[1])):
+    name = "xargs -P 4 sh -c true" if row["setting"].startswith("xargs") else "vapora work -j 4"
+    print(f'{name}\t{row["ops_per_sec"]:.0f}\ttasks/s')
+PY
+if have tsp; then
+  export TS_SOCKET=$WORK/tsp-work.sock TS_MAXFINISHED=$((WORK_TASKS + 10)) TMPDIR=$WORK
+  tsp -S 4 >/dev/null
+  start=$(date +%s.%N)
+  for ((i = 0; i < WORK_TASKS; i++)); do tsp -n true >/dev/null; done
+  # Polled: tsp has no way to wait for every job at once.
+  until [[ $(tsp -l | grep -c ' finished ') -ge $WORK_TASKS ]]; do sleep 0.05; done
+  end=$(date +%s.%N)
+  record "tsp -S 4, tsp -n true each" "$(python3 -c "print('%.0f' % ($WORK_TASKS / ($end - $start)))")" tasks/s
+  tsp -K >/dev/null 2>&1 || true
+  unset TS_SOCKET
+fi
+
 if have redis-server && have redis-benchmark; then
   mkdir -p "$WORK/redis"
   redis-server --port 0 --unixsocket "$WORK/redis/redis.sock" --dir "$WORK/redis" \
@@ -180,6 +209,8 @@ comparisons = [
     ("add-bulk (best) vs redis LPUSH pipelined", "vapora add-bulk best", "redis LPUSH c=50 P=16", True, None),
     ("oneshot add vs tsp -n true", "vapora oneshot task add", "tsp -n true", False, 1.0),
     ("oneshot add vs pueue add", "vapora oneshot task add", "pueue add (empty queue)", False, None),
+    ("work -j 4 vs xargs -P 4 (true)", "vapora work -j 4", "xargs -P 4 sh -c true", True, 0.8),
+    ("work -j 4 vs tsp -S 4 (true)", "vapora work -j 4", "tsp -S 4, tsp -n true each", True, None),
 ]
 bulk = [v for k, (v, _) in values.items() if k.startswith("vapora add-bulk")]
 if bulk:
