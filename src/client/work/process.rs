@@ -76,17 +76,9 @@ const DRAIN_AFTER_EXIT: std::time::Duration = std::time::Duration::from_millis(5
 /// had exited, and a process that left the group kept it running for ever.
 pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -> ExitStatus {
     use std::io::Read;
-    let (wake_read, wake_write) = match pipe() {
-        Ok(ends) => ends,
-        Err(_) => return reap(pid),
+    let Ok(exit) = ExitWatch::start(pid) else {
+        return reap(pid);
     };
-    let (status_sender, status) = std::sync::mpsc::channel();
-    super::pool::run(move || {
-        wait_for_exit(pid);
-        signal_group(pid, libc::SIGKILL);
-        drop(wake_write);
-        let _ = status_sender.send(reap(pid));
-    });
     let mut buf = vec![0u8; READ_CHUNK];
     let mut deadline: Option<std::time::Instant> = None;
     loop {
@@ -107,12 +99,14 @@ pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -
                 revents: 0,
             },
             libc::pollfd {
-                fd: wake_read.as_raw_fd(),
+                // Once the exit is seen it stays readable: a negative descriptor is one
+                // poll leaves out, so the drain below sleeps instead of spinning.
+                fd: if deadline.is_none() { exit.fd() } else { -1 },
                 events: libc::POLLIN,
                 revents: 0,
             },
         ];
-        // SAFETY: two valid pollfds for descriptors we own.
+        // SAFETY: two pollfds for descriptors we own (or -1, which poll skips).
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
         if ready < 0 {
             if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -121,7 +115,8 @@ pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -
             break;
         }
         if fds[1].revents != 0 && deadline.is_none() {
-            // The shell exited (the wake pipe ended): drain for a while more.
+            // The shell exited: what it left in its group goes, then drain a while more.
+            exit.exited();
             deadline = Some(std::time::Instant::now() + DRAIN_AFTER_EXIT);
         }
         if fds[0].revents != 0 {
@@ -134,9 +129,76 @@ pub fn run_to_end(pid: u32, mut output: File, mut on_chunk: impl FnMut(&[u8])) -
         }
     }
     drop(output);
-    status
-        .recv()
-        .unwrap_or_else(|_| ExitStatusExt::from_raw(libc::SIGKILL))
+    exit.status()
+}
+
+/// How the reader learns that the task's shell exited, with the shell not yet reaped (so
+/// its pid, the process group's id, cannot have been reused when the group is killed).
+enum ExitWatch {
+    /// A pidfd (Linux 5.3 and later): readable once the process has exited. The reader
+    /// kills the group and reaps the shell itself.
+    Pidfd { pid: u32, fd: OwnedFd },
+    /// Elsewhere, a thread of the pool waits for the exit (`waitid` with `WNOWAIT`), kills
+    /// the group, closes the pipe whose read end the reader polls, and reaps the shell.
+    Waiter {
+        ended: OwnedFd,
+        status: std::sync::mpsc::Receiver<ExitStatus>,
+    },
+}
+
+impl ExitWatch {
+    fn start(pid: u32) -> io::Result<ExitWatch> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd >= 0 {
+            // SAFETY: a descriptor just returned to us, owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+            return Ok(ExitWatch::Pidfd { pid, fd });
+        }
+        let (ended, closed_on_exit) = pipe()?;
+        let (status_sender, status) = std::sync::mpsc::channel();
+        super::pool::run(move || {
+            wait_for_exit(pid);
+            signal_group(pid, libc::SIGKILL);
+            drop(closed_on_exit);
+            let _ = status_sender.send(reap(pid));
+        });
+        Ok(ExitWatch::Waiter { ended, status })
+    }
+
+    fn fd(&self) -> i32 {
+        match self {
+            ExitWatch::Pidfd { fd, .. } => fd.as_raw_fd(),
+            ExitWatch::Waiter { ended, .. } => ended.as_raw_fd(),
+        }
+    }
+
+    /// The shell has exited (its descriptor turned readable).
+    fn exited(&self) {
+        if let ExitWatch::Pidfd { pid, .. } = self {
+            signal_group(*pid, libc::SIGKILL);
+        }
+    }
+
+    /// The shell's status, once it has exited: reaped here, or by the waiter.
+    fn status(self) -> ExitStatus {
+        match self {
+            ExitWatch::Pidfd { pid, .. } => {
+                // Output may end before the exit is seen (the shell closed it first).
+                reap_after_killing_group(pid)
+            }
+            ExitWatch::Waiter { status, .. } => status
+                .recv()
+                .unwrap_or_else(|_| ExitStatusExt::from_raw(libc::SIGKILL)),
+        }
+    }
+}
+
+/// Waits for the shell to exit, kills what it left in its group, and reaps it.
+fn reap_after_killing_group(pid: u32) -> ExitStatus {
+    wait_for_exit(pid);
+    signal_group(pid, libc::SIGKILL);
+    reap(pid)
 }
 
 /// Blocks until process `pid` has exited, without reaping it.
