@@ -136,6 +136,32 @@ if have tsp; then
   tsp -K >/dev/null 2>&1 || true
   unset TS_SOCKET
 fi
+if have pueue && have pueued; then
+  # pueue runs a few dozen tasks a second: 300 of them, queued while paused (as vapora's
+  # are queued first), then run 4 at once from `pueue start` to the end of `pueue wait`.
+  PUEUE_WORK=$(( WORK_TASKS < 300 ? WORK_TASKS : 300 ))
+  PUEUE_CONFIG=$WORK/pueue-work.yml
+  mkdir -p "$WORK/pueue-work/data" "$WORK/pueue-work/run"
+  cat >"$PUEUE_CONFIG" <<YML
+shared:
+  pueue_directory: $WORK/pueue-work/data
+  runtime_directory: $WORK/pueue-work/run
+  use_unix_socket: true
+  unix_socket_path: $WORK/pueue-work/pueue.sock
+YML
+  pueued -c "$PUEUE_CONFIG" >"$WORK/pueue-work/log" 2>&1 &
+  until pueue -c "$PUEUE_CONFIG" status >/dev/null 2>&1; do sleep 0.05; done
+  pueue -c "$PUEUE_CONFIG" parallel 4 >/dev/null
+  pueue -c "$PUEUE_CONFIG" pause >/dev/null
+  for ((i = 0; i < PUEUE_WORK; i++)); do pueue -c "$PUEUE_CONFIG" add -- true >/dev/null; done
+  start=$(date +%s.%N)
+  pueue -c "$PUEUE_CONFIG" start >/dev/null
+  pueue -c "$PUEUE_CONFIG" wait >/dev/null
+  end=$(date +%s.%N)
+  record "pueue parallel 4 ($PUEUE_WORK tasks)" "$(python3 -c "print('%.1f' % ($PUEUE_WORK / ($end - $start)))")" tasks/s
+  pueue -c "$PUEUE_CONFIG" shutdown >/dev/null 2>&1 || true
+  unset PUEUE_CONFIG
+fi
 
 if have redis-server && have redis-benchmark; then
   mkdir -p "$WORK/redis"
@@ -212,6 +238,8 @@ comparisons = [
     ("work -j 4 vs xargs -P 4 (true)", "vapora work -j 4", "xargs -P 4 sh -c true", True, 0.8),
     ("work -j 4 vs tsp -S 4 (true)", "vapora work -j 4", "tsp -S 4, tsp -n true each", True, None),
 ]
+for name in [k for k in values if k.startswith("pueue parallel 4")]:
+    comparisons.append(("work -j 4 vs pueue parallel 4 (true)", "vapora work -j 4", name, True, None))
 bulk = [v for k, (v, _) in values.items() if k.startswith("vapora add-bulk")]
 if bulk:
     values["vapora add-bulk best"] = (max(bulk), "tasks/s")
