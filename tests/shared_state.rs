@@ -850,6 +850,7 @@ fn shared_state_integration() {
                         let done = claimed.last().map(|&id| DoneFirst {
                             id,
                             result: Some(agent.clone()),
+                            run: None,
                         });
                         let answer = call(
                             &mut client,
@@ -992,6 +993,7 @@ async fn stress_worker(state: Arc<AppState>, w: usize) -> Tally {
                 let done = current.map(|id| DoneFirst {
                     id,
                     result: Some(agent.clone()),
+                    run: None,
                 });
                 match state.claim(agent.clone(), vec![], false, done).await {
                     Ok(outcome) => {

@@ -175,6 +175,69 @@ fn claim_with_done_finishes_the_held_task_and_takes_the_next() {
     );
 }
 
+/// A worker reports a run done and claims its next task in one request: the attempt it
+/// names is checked first, so a late report of an attempt that is over finishes nothing and
+/// claims nothing; the current one records its exit code and run time, and takes the next.
+#[test]
+fn claim_with_a_run_end_refuses_an_attempt_that_is_over() {
+    use vapora::client::connection::Client;
+    use vapora::protocol::{DoneFirst, ErrorKind, Request, Response, RunEnd};
+
+    let d = TestDaemon::start_with(&["--retry-backoff", "0s"]);
+    d.run(&["agent", "register", "w1"]).ok();
+    let a = d.add(&["a", "--max-attempts", "3"]);
+    let mut client = Client::connect(&d.socket).unwrap();
+    let claim = |done: Option<DoneFirst>| Request::Claim {
+        agent: "w1".into(),
+        queues: vec![],
+        wait_ms: 0,
+        done,
+    };
+    let claimed = |answer| match answer {
+        Ok(Response::Claimed(task)) => task.map(|task| (task.id, task.attempts)),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(claimed(client.call(&claim(None)).unwrap()), Some((a, 1)));
+    let fail = Request::Fail {
+        id: a,
+        reason: None,
+        retry: true,
+        agent: Some("w1".into()),
+        run: Some(RunEnd {
+            attempt: 1,
+            exit_code: Some(1),
+        }),
+    };
+    client.call(&fail).unwrap().unwrap();
+    assert_eq!(claimed(client.call(&claim(None)).unwrap()), Some((a, 2)));
+    let b = d.add(&["b"]);
+
+    let done_by = |attempt| DoneFirst {
+        id: a,
+        result: Some("ok".into()),
+        run: Some(RunEnd {
+            attempt,
+            exit_code: Some(0),
+        }),
+    };
+    let late = client.call(&claim(Some(done_by(1)))).unwrap().unwrap_err();
+    assert_eq!(late.kind, ErrorKind::Conflict, "{late:?}");
+    assert!(late.message.contains("attempt 1 of task"), "{late:?}");
+    assert_eq!(
+        (d.status_of(a), d.status_of(b)),
+        ("running".into(), "queued".into())
+    );
+
+    assert_eq!(
+        claimed(client.call(&claim(Some(done_by(2)))).unwrap()),
+        Some((b, 1))
+    );
+    let shown = d.run(&["task", "show", &a.to_string(), "--json"]).json();
+    assert_eq!(shown["status"], "done");
+    assert_eq!(shown["exit_code"], 0);
+    assert!(shown["run_ms"].is_u64(), "{shown}");
+}
+
 #[test]
 fn claim_by_unregistered_agent_names_the_register_command() {
     let d = TestDaemon::start();

@@ -217,9 +217,11 @@ pub fn claim_done(
                 agent: agent.clone(),
                 queues: Vec::new(),
                 wait_ms: 0,
-                done: finishing
-                    .filter(|_| combined)
-                    .map(|id| DoneFirst { id, result: None }),
+                done: finishing.filter(|_| combined).map(|id| DoneFirst {
+                    id,
+                    result: None,
+                    run: None,
+                }),
             };
             let next = match call(client, &claim)? {
                 Response::Claimed(task) => task.map(|task| task.id),

@@ -581,6 +581,20 @@ impl TaskQueue {
         )))
     }
 
+    /// Refuses the report of an attempt that is over: the task, still running, was
+    /// claimed again since (its lease ran out). Changes nothing, so that a request can
+    /// check it before its first change.
+    pub fn check_attempt(&self, id: TaskId, run: RunEnd) -> Result<(), ErrorBody> {
+        let task = self.record(id).ok_or_else(|| not_found(id))?;
+        if task.status == TaskStatus::Running && task.attempts != run.attempt {
+            return Err(ErrorBody::conflict(format!(
+                "attempt {} of task {id} is over: it runs attempt {} now",
+                run.attempt, task.attempts
+            )));
+        }
+        Ok(())
+    }
+
     /// A worker's report of how the running attempt of task `id` ended, before its
     /// outcome is applied: refused when that attempt is over (the task was claimed again
     /// since), so a late report never ends a newer run.
@@ -591,16 +605,11 @@ impl TaskQueue {
         now: Millis,
         changes: &mut Vec<Change>,
     ) -> Result<(), ErrorBody> {
+        self.check_attempt(id, run)?;
         let task = self.record(id).ok_or_else(|| not_found(id))?;
         if task.status != TaskStatus::Running {
             // The outcome that follows is refused with the reason.
             return Ok(());
-        }
-        if task.attempts != run.attempt {
-            return Err(ErrorBody::conflict(format!(
-                "attempt {} of task {id} is over: it runs attempt {} now",
-                run.attempt, task.attempts
-            )));
         }
         let started_at = task.started_at().unwrap_or(now);
         if let Some(task) = self.tasks.get_mut(&id) {

@@ -486,11 +486,17 @@ impl AppState {
             // changes nothing.
             if let Some(done) = &done {
                 queue.tasks.check_holder(done.id, Some(&agent))?;
+                if let Some(run) = done.run {
+                    queue.tasks.check_attempt(done.id, run)?;
+                }
             }
             // A claim is a sign of life from the agent, but says nothing about the tasks it
             // holds: their leases run on (a task whose claim answer was lost comes back).
             let record = registry.heartbeat(&agent, now, changes)?;
             if let Some(done) = done {
+                if let Some(run) = done.run {
+                    queue.tasks.end_attempt(done.id, run, now, changes)?;
+                }
                 queue.tasks.complete(done.id, done.result, now, changes)?;
             }
             let claimed = record

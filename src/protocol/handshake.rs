@@ -21,7 +21,7 @@ pub const MAGIC: [u8; 8] = *b"VAPORA\0\x01";
 /// `OutputKept` and `Output`; 10: `Task` carries its latest attempt's times and exit
 /// code, `Complete` and `Fail` a `RunEnd`, `MetricsSnapshot` a run-time histogram, and
 /// `OwnAgent` answered `AgentOwned`.)
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// The version of this build, sent for humans reading error messages.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

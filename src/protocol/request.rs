@@ -12,11 +12,15 @@ pub struct RequestFrame {
     pub request: Request,
 }
 
-/// The task a `Claim` marks done before claiming.
+/// The task a `Claim` marks done before claiming: one round trip where a worker would
+/// otherwise make two (the daemon checks it exactly as a `Complete` from the claiming
+/// agent, and a refused one claims nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoneFirst {
     pub id: TaskId,
     pub result: Option<String>,
+    /// As `Complete`'s: from a worker that ran the task's command.
+    pub run: Option<RunEnd>,
 }
 
 /// How an attempt ended, reported by a worker that ran it with its outcome.

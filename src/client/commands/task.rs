@@ -654,6 +654,7 @@ fn claim(session: &mut Session, args: ClaimArgs) -> Result<i32, CliError> {
         done: args.done.map(|id| DoneFirst {
             id,
             result: args.result,
+            run: None,
         }),
     })?;
     let task = match response {

@@ -39,7 +39,7 @@ use super::cli::WorkArgs;
 use super::connection::Client;
 use super::exit::{AT_LIMIT, CliError, EMPTY, FAILURE, OK, UNREACHABLE};
 use super::output as say;
-use crate::protocol::{Renew, Request, Response, RunEnd, Task, TaskId, TaskStatus};
+use crate::protocol::{DoneFirst, Renew, Request, Response, RunEnd, Task, TaskId, TaskStatus};
 
 /// How long a parked claim waits before it is asked again.
 const CLAIM_WAIT_MS: u64 = 30_000;
@@ -405,7 +405,7 @@ impl<'s> Worker<'s> {
                     self.idle_until_exit = false;
                     // Reported before the next claim: a claim that reached the daemon first
                     // would find the agent still at its limit.
-                    self.report();
+                    self.report_then_claim();
                 }
                 Event::Signal => self.on_signal(),
                 Event::Tick => self.tick(),
@@ -432,14 +432,19 @@ impl<'s> Worker<'s> {
         idle && (self.signals > 0 || (self.args.exit_when_empty && self.idle_until_exit))
     }
 
-    fn claim_if_room(&mut self) {
+    /// Whether the worker may claim a task now: not stopping, no claim out, room for one
+    /// more, and not waiting out an error or for the end of an `--exit-when-empty` run.
+    fn may_claim(&self) -> bool {
         let waiting_out_error = self.retry_claim_at.is_some_and(|at| Instant::now() < at);
-        if self.signals > 0
-            || self.claim_in_flight
-            || self.idle_until_exit
-            || waiting_out_error
-            || self.running.len() >= self.args.jobs as usize
-        {
+        self.signals == 0
+            && !self.claim_in_flight
+            && !self.idle_until_exit
+            && !waiting_out_error
+            && self.running.len() < self.args.jobs as usize
+    }
+
+    fn claim_if_room(&mut self) {
+        if !self.may_claim() {
             return;
         }
         self.retry_claim_at = None;
@@ -600,6 +605,59 @@ impl<'s> Worker<'s> {
                     "the outcome of task {lost} was dropped: too many waited for the daemon"
                 ));
             }
+        }
+    }
+
+    /// Reports the outcomes waiting after a task ended. When the only one is a task done
+    /// and the worker may claim, the report and the next claim go in one request on the
+    /// loop's connection: one round trip instead of two, and no hand-off to the claimer's
+    /// thread (most of a quick task's cost, measured in BENCHMARKS.md). A claim that finds
+    /// nothing leaves the waiting, parked claim to the claimer, as usual.
+    fn report_then_claim(&mut self) {
+        let done_alone = match self.reports.front() {
+            Some((id, attempt, Outcome::Done { result })) if self.reports.len() == 1 => {
+                Some(DoneFirst {
+                    id: *id,
+                    result: result.clone(),
+                    run: Some(RunEnd {
+                        attempt: *attempt,
+                        exit_code: Some(0),
+                    }),
+                })
+            }
+            _ => None,
+        };
+        let Some(done) = done_alone.filter(|_| self.may_claim() && !self.register_again) else {
+            return self.report();
+        };
+        let request = Request::Claim {
+            agent: self.agent.clone(),
+            queues: self.args.queues.clone(),
+            wait_ms: 0,
+            done: Some(done),
+        };
+        match self.call(&request) {
+            Ok(Ok(answer)) => {
+                self.reports.pop_front();
+                match answer {
+                    Response::Claimed(Some(task)) => {
+                        self.unavailable_said = false;
+                        self.awaiting_retry.retain(|&id| id != task.id);
+                        self.start(task);
+                    }
+                    Response::Claimed(None)
+                        if self.args.exit_when_empty && !self.retries_pending() =>
+                    {
+                        self.idle_until_exit = true;
+                    }
+                    // At its limit, paused, or nothing now: the claimer's claim says so and
+                    // waits as usual.
+                    _ => {}
+                }
+            }
+            // Refused (the daemon says why when the outcome goes on its own), or no daemon
+            // answers (it waits for the next tick).
+            Ok(Err(_)) | Err(()) => self.report(),
         }
     }
 
