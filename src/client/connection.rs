@@ -245,6 +245,17 @@ impl Client {
         requests: &[Request],
         answers: &mut Vec<Result<Response, ErrorBody>>,
     ) -> Result<(), CliError> {
+        self.call_many_observed(requests, answers, |_| {})
+    }
+
+    /// [`Client::call_many`], calling `answered` with each request's index as its answer
+    /// arrives (for a progress line).
+    pub fn call_many_observed(
+        &mut self,
+        requests: &[Request],
+        answers: &mut Vec<Result<Response, ErrorBody>>,
+        mut answered: impl FnMut(usize),
+    ) -> Result<(), CliError> {
         let first_id = self.next_id;
         self.next_id += requests.len() as u64;
         let mut sent = 0;
@@ -293,6 +304,7 @@ impl Client {
             };
             answers.push(result);
             outstanding_bytes -= answer_estimate(&requests[received]);
+            answered(received);
             received += 1;
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod escape;
 pub mod exit;
 pub mod output;
 mod owner;
+mod progress;
 mod work;
 
 use std::io;

@@ -1,11 +1,13 @@
 //! `vapora task ...`
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
 use serde_json::json;
 
 use crate::client::cli::{AddArgs, ClaimArgs, ListArgs, TaskCommand};
 use crate::client::exit::{AT_LIMIT, CliError, EMPTY, FAILURE, OK};
+use crate::client::progress::Progress;
 use crate::client::{Session, output, unexpected};
 use crate::protocol::limits::{Limits, MAX_BATCH, MAX_TITLE_BYTES, MAX_WAIT_IDS};
 use crate::protocol::shell::quote_words;
@@ -519,10 +521,18 @@ fn add_stdin(session: &mut Session, args: AddArgs, dir: &WorkDir) -> Result<i32,
              no tasks were added"
         )));
     }
+    let progress = Progress::adding(tasks.len(), session.json, session.quiet);
     let tasks = tasks.into_iter().map(|(_, task)| task).collect();
     let requests = batches(tasks, STDIN_BATCH.min(limits.batch as usize));
     let mut answers = Vec::with_capacity(requests.len());
-    let transport_error = session.client()?.call_many(&requests, &mut answers).err();
+    let transport_error = session
+        .client()?
+        .call_many_observed(&requests, &mut answers, |index| {
+            if let Request::AddTasks { tasks } = &requests[index] {
+                progress.advance(tasks.len());
+            }
+        })
+        .err();
     let mut ids = Vec::new();
     let mut failure = transport_error;
     for answer in answers {
@@ -538,6 +548,10 @@ fn add_stdin(session: &mut Session, args: AddArgs, dir: &WorkDir) -> Result<i32,
             }
         }
     }
+    if failure.is_none() {
+        progress.finish();
+    }
+    drop(progress);
     if session.json {
         output::json(&ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>())?;
     } else {
@@ -729,14 +743,13 @@ fn wait(
             ids.len()
         )));
     }
-    let response = session.call(Request::Wait {
-        ids: ids.clone(),
-        timeout_ms: timeout.map(|t| t.as_millis() as u64),
-    })?;
-    let (tasks, timed_out) = match response {
-        Response::Waited { tasks, timed_out } => (tasks, timed_out),
-        other => return Err(unexpected(other)),
+    let progress = Progress::waiting(ids.len(), session.json, session.quiet);
+    let (tasks, timed_out) = if progress.is_shown() {
+        wait_in_rounds(session, ids, timeout, &progress)?
+    } else {
+        wait_once(session, ids, timeout)?
     };
+    drop(progress);
     if session.json {
         let outcome = |task: &TaskOutcome| json!({"id": task.id, "status": task.status.as_str(), "attempts": task.attempts});
         match tasks.as_slice() {
@@ -768,6 +781,72 @@ fn wait(
         Ok(FAILURE)
     }
 }
+
+/// One `Wait` for every task, for as long as the timeout says.
+fn wait_once(
+    session: &mut Session,
+    ids: Vec<TaskId>,
+    timeout: Option<std::time::Duration>,
+) -> Result<(Vec<TaskOutcome>, bool), CliError> {
+    match session.call(Request::Wait {
+        ids,
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+    })? {
+        Response::Waited { tasks, timed_out } => Ok((tasks, timed_out)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// As [`wait_once`], in rounds of at most [`WAIT_ROUND`] for the tasks not yet ended, so
+/// that the progress line moves as they end. Each round parks in the daemon (no polling);
+/// the answer is the same as one wait's: every task, in the order asked.
+fn wait_in_rounds(
+    session: &mut Session,
+    ids: Vec<TaskId>,
+    timeout: Option<std::time::Duration>,
+    progress: &Progress,
+) -> Result<(Vec<TaskOutcome>, bool), CliError> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut latest: HashMap<TaskId, TaskOutcome> = HashMap::new();
+    let mut pending = ids.clone();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.map(|at| at.saturating_duration_since(std::time::Instant::now()));
+        let round = left.map_or(WAIT_ROUND, |left| left.min(WAIT_ROUND));
+        let (tasks, round_timed_out) = wait_once(session, pending, Some(round))?;
+        pending = Vec::new();
+        for task in tasks {
+            if !task.status.is_finished() {
+                pending.push(task.id);
+            }
+            latest.insert(task.id, task);
+        }
+        let count = |status| latest.values().filter(|t| t.status == status).count();
+        progress.ended(
+            count(TaskStatus::Done),
+            count(TaskStatus::Failed),
+            count(TaskStatus::Cancelled),
+        );
+        if !round_timed_out || pending.is_empty() {
+            break;
+        }
+        if left.is_some_and(|left| left <= round) {
+            timed_out = true;
+            break;
+        }
+    }
+    if !timed_out {
+        progress.finish();
+    }
+    let tasks = ids
+        .iter()
+        .filter_map(|id| latest.get(id).cloned())
+        .collect();
+    Ok((tasks, timed_out))
+}
+
+/// The longest one round of a wait with a progress line lasts.
+const WAIT_ROUND: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// At most [`SHOWN_IDS`] of `ids`, then how many more: a message stays one short line.
 fn shorten(ids: &[String]) -> String {
