@@ -456,6 +456,56 @@ fn a_task_runs_in_its_directory_with_its_variables_and_exact_words() {
     );
 }
 
+/// A task's shell starts the way a shell started from a terminal would: the worker's
+/// environment (with the task's variables over it), stdin `/dev/null`, no signal blocked
+/// and none ignored, SIGPIPE included (the worker itself ignores it, so a pipeline such as
+/// `yes | head` would otherwise see write errors instead of ending quietly).
+#[test]
+fn a_task_starts_with_the_workers_environment_and_default_signals() {
+    let d = TestDaemon::start();
+    let signals = d.add(&[
+        "--",
+        "awk",
+        "/^Sig(Blk|Ign)/ { printf \"%s%s \", $1, $2 }",
+        "/proc/self/status",
+    ]);
+    let environment = d.add(&[
+        "--env",
+        "FROM_TASK=task",
+        "--env",
+        "OVERRIDDEN=by the task",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$FROM_WORKER|$FROM_TASK|$OVERRIDDEN|$(readlink /proc/self/fd/0)\"",
+    ]);
+    let w = d
+        .command(&["work", "--agent", "w1", "--exit-when-empty"])
+        .env("FROM_WORKER", "worker")
+        .env("OVERRIDDEN", "by the worker")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = Run::from_output(w.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    let signals = task(&d, signals);
+    let masks: Vec<u64> = signals["result"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(|field| u64::from_str_radix(field.split(':').nth(1).unwrap(), 16).unwrap())
+        .collect();
+    // Signals 1 to 31; glibc's `posix_spawn` leaves its two internal ones (32, 33)
+    // ignored, which the C library of any program run resets for itself.
+    assert_eq!(masks, [0, masks[1] & !0x7fff_ffff], "{signals}");
+    assert_eq!(
+        task(&d, environment)["result"],
+        "worker|task|by the task|/dev/null"
+    );
+}
+
 /// `vapora run`: adds the task, prints its output as the worker runs it, and exits with
 /// the command's own status; without a worker it says so instead of waiting silently.
 /// `vapora run` (and `task logs --follow`) ride over a daemon restart: the output from

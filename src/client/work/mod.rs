@@ -23,6 +23,8 @@ mod output;
 mod pool;
 mod process;
 mod signals;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod spawn;
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};

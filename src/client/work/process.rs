@@ -14,8 +14,8 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 
 use crate::protocol::Task;
 
@@ -32,32 +32,69 @@ pub fn shell() -> OsString {
 /// process group's id) and the read end of its output. The caller tells the [`Guard`] at
 /// once, and reaps the shell with [`run_to_end`].
 ///
-/// Through the standard library's `Command`, with no `pre_exec` hook: in a dynamically
-/// linked build it then starts the shell with `posix_spawn`, which does not copy the
-/// worker's address space. A statically linked build falls back to `fork` (the library
-/// finds `posix_spawn` only through dynamic symbol lookup; calling glibc's static
-/// `posix_spawnp` directly crashed), at a cost measured in BENCHMARKS.md.
+/// With glibc, through `posix_spawnp` called directly ([`super::spawn`]), in statically
+/// and dynamically linked builds alike; elsewhere through the standard library's
+/// `Command`, with no `pre_exec` hook so that it may use `posix_spawn` too.
 pub fn spawn(task: &Task, agent: &str, shell: &OsString) -> io::Result<(u32, File)> {
     let (read, write) = pipe()?;
-    let write_err = write.try_clone()?;
+    let mut env: Vec<(OsString, OsString)> = task
+        .env
+        .iter()
+        .map(|(key, value)| (key.into(), value.into()))
+        .collect();
+    env.push(("VAPORA_TASK_ID".into(), task.id.to_string().into()));
+    env.push(("VAPORA_ATTEMPT".into(), task.attempts.to_string().into()));
+    env.push(("VAPORA_AGENT".into(), agent.into()));
+    let pid = start(task, shell, &env, write)?;
+    Ok((pid, File::from(read)))
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn start(
+    task: &Task,
+    shell: &OsString,
+    env: &[(OsString, OsString)],
+    output: OwnedFd,
+) -> io::Result<u32> {
+    use std::os::fd::AsFd;
+    let args = [
+        shell.as_os_str(),
+        std::ffi::OsStr::new("-c"),
+        std::ffi::OsStr::new(&task.payload),
+    ];
+    super::spawn::spawn(&super::spawn::Spawn {
+        program: shell,
+        args: &args,
+        env,
+        cwd: task.cwd.as_deref(),
+        output: output.as_fd(),
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn start(
+    task: &Task,
+    shell: &OsString,
+    env: &[(OsString, OsString)],
+    output: OwnedFd,
+) -> io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let output_err = output.try_clone()?;
     let mut command = Command::new(shell);
     command
         .arg("-c")
         .arg(&task.payload)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(write))
-        .stderr(Stdio::from(write_err))
-        .envs(task.env.iter().map(|(key, value)| (key, value)))
-        .env("VAPORA_TASK_ID", task.id.to_string())
-        .env("VAPORA_ATTEMPT", task.attempts.to_string())
-        .env("VAPORA_AGENT", agent)
+        .stdout(Stdio::from(output))
+        .stderr(Stdio::from(output_err))
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .process_group(0);
     if let Some(dir) = &task.cwd {
         command.current_dir(dir);
     }
     // The child is reaped by pid (`run_to_end`); dropping its handle does not reap it.
-    let child = command.spawn()?;
-    Ok((child.id(), File::from(read)))
+    Ok(command.spawn()?.id())
 }
 
 /// The most output one read of a task's pipe takes (one chunk for the daemon).
