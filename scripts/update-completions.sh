@@ -1,10 +1,4 @@
 #!/usr/bin/env bash
-# Regenerates the committed shell completions from the CLI definition.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --quiet --bin vapora
-bin="${CARGO_TARGET_DIR:-target}/debug/vapora"
-"$bin" completions bash > completions/vapora.bash
-"$bin" completions zsh > completions/_vapora
-"$bin" completions fish > completions/vapora.fish
-echo "completions/ regenerated"
+# The old name of scripts/update-generated.sh, which regenerates the completions and the
+# man pages together.
+exec "$(dirname "$0")/update-generated.sh" "$@"

@@ -21,7 +21,7 @@ fn committed_completions_are_fresh() {
         let committed = std::fs::read(&path).unwrap_or_default();
         assert!(
             committed == output.stdout,
-            "completions/{file} is stale; regenerate all of them with:\n    scripts/update-completions.sh"
+            "completions/{file} is stale; regenerate them (and the man pages) with:\n    scripts/update-generated.sh"
         );
     }
 }

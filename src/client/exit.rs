@@ -16,6 +16,33 @@ pub const EMPTY: i32 = 5;
 /// Nothing claimed: the agent already holds as many tasks as its `--max-tasks`.
 pub const AT_LIMIT: i32 = 6;
 
+/// Every exit code and what it means, as the README's table says it; the EXIT STATUS
+/// section of vapora(1) is rendered from this list.
+pub const MEANINGS: [(i32, &str); 7] = [
+    (OK, "Success."),
+    (
+        FAILURE,
+        "An error reported by the daemon (conflict, unavailable, ...), a waited task failed \
+         or was cancelled, or a heartbeat named a task its agent does not hold.",
+    ),
+    (
+        USAGE,
+        "Usage: bad flags, bad values, conflicting flags, bad --stdin lines, or input the \
+         daemon refused as invalid.",
+    ),
+    (
+        UNREACHABLE,
+        "No daemon answers (autostart off or failed; shutdown with no daemon running), or \
+         the one answering is not the expected user's (nothing was sent).",
+    ),
+    (NOT_FOUND, "Not found (task or agent)."),
+    (EMPTY, "Nothing to claim, or a wait timed out."),
+    (
+        AT_LIMIT,
+        "Nothing claimed: the agent already holds --max-tasks tasks.",
+    ),
+];
+
 /// An error on its way to stderr and the exit status.
 #[derive(Debug)]
 pub struct CliError {

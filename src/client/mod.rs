@@ -5,7 +5,8 @@
 //! - `autostart`: starting a daemon when none answers; `owner`: who must answer;
 //! - `output`: tables, details and JSON; `escape`: how human output shows control
 //!   characters; `exit`: the exit codes;
-//! - `work`: `vapora work`, the worker that runs tasks.
+//! - `work`: `vapora work`, the worker that runs tasks;
+//! - `manpages`: the man pages, rendered from `cli`.
 
 pub mod autostart;
 pub mod cli;
@@ -13,6 +14,7 @@ mod commands;
 pub mod connection;
 pub mod escape;
 pub mod exit;
+pub mod manpages;
 pub mod output;
 mod owner;
 mod progress;
