@@ -19,9 +19,6 @@ else
   N=100000 RUNS=300 BULK=1000000 LIST=100000 PUEUE_TASKS=2000 ROUNDS=${ROUNDS:-5} WORK_TASKS=5000
 fi
 
-BIN_DIR=$(scripts/build-release.sh)
-VAPORA=$BIN_DIR/vapora
-BENCH=$BIN_DIR/vapora-bench
 WORK=$(mktemp -d /tmp/bench-compare.XXXXXX)
 cleanup() {
   [[ -n "${REDIS_PID:-}" ]] && kill "$REDIS_PID" 2>/dev/null || true
@@ -31,6 +28,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# The binaries the README installs, installed the README's way into this run's temp dir.
+scripts/install.sh --root "$WORK/installed" --quiet
+VAPORA=$WORK/installed/bin/vapora
+BENCH=$WORK/installed/bin/vapora-bench
 
 have() { command -v "$1" >/dev/null 2>&1; }
 RESULTS=$WORK/results.tsv   # name <TAB> value <TAB> unit
@@ -112,11 +113,8 @@ fi
 # over a queue filled first, and `xargs -P 4` (the machine's spawn limit) in the same run;
 # tsp runs each task as it is added (`tsp -n true`, one command per task, as a user
 # queues them), so its figure includes its one-shot adds.
-# The worker is timed from the dynamically linked build (`cargo install`'s): only there
-# does the standard library start processes with posix_spawn instead of fork (BENCHMARKS.md).
 echo "== running commands: $WORK_TASKS x true, 4 at once" >&2
-cargo build --release --locked --bin vapora >&2
-"$BENCH" --json --vapora "${CARGO_TARGET_DIR:-target}/release/vapora" --work-tasks "$WORK_TASKS" --work-jobs 4 work \
+"$BENCH" --json --vapora "$VAPORA" --work-tasks "$WORK_TASKS" --work-jobs 4 work \
   >"$WORK/work.json"
 python3 - "$WORK/work.json" >>"$RESULTS" <<'PY'
 import json, sys
