@@ -584,7 +584,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --socket --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --max-log --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --max-log --metrics-listen --metrics-listen-any --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,6 +655,10 @@ _vapora() {
                     return 0
                     ;;
                 --max-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,7 @@
-//! The systemd units in contrib/systemd pass `systemd-analyze verify` (where it exists),
-//! with ExecStart pointed at the binary under test. (scripts/check-deb.sh verifies them
-//! once more as the Debian package installs them.)
+//! The systemd units in contrib/systemd and contrib/node_exporter pass `systemd-analyze
+//! verify` (where it exists), with ExecStart pointed at the binary (or script) under test.
+//! (scripts/check-deb.sh verifies the packaged ones once more as the Debian package
+//! installs them.)
 
 use std::path::Path;
 use std::process::Command;
@@ -50,16 +51,49 @@ fn verify(kind: &str, user: bool) {
     );
 }
 
-#[test]
-fn units_pass_systemd_analyze_verify() {
-    if !Path::new("/usr/bin/systemd-analyze").exists()
-        && Command::new("systemd-analyze")
+fn have_systemd_analyze() -> bool {
+    Path::new("/usr/bin/systemd-analyze").exists()
+        || Command::new("systemd-analyze")
             .arg("--version")
             .output()
-            .is_err()
-    {
+            .is_ok()
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify() {
+    if !have_systemd_analyze() {
         return eprintln!("SKIPPED: systemd-analyze is not installed");
     }
     verify("system", false);
     verify("user", true);
+}
+
+/// The node_exporter textfile recipe's timer and the service it runs.
+#[test]
+fn textfile_recipe_units_pass_systemd_analyze_verify() {
+    if !have_systemd_analyze() {
+        return eprintln!("SKIPPED: systemd-analyze is not installed");
+    }
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/node_exporter");
+    let dir = tempfile::tempdir().unwrap();
+    for unit in ["vapora-textfile.service", "vapora-textfile.timer"] {
+        let text = std::fs::read_to_string(format!("{recipe}/{unit}")).unwrap();
+        let text = text.replace(
+            "/usr/local/bin/vapora-textfile",
+            &format!("{recipe}/vapora-textfile"),
+        );
+        std::fs::write(dir.path().join(unit), text).unwrap();
+    }
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("vapora-textfile.service"))
+        .arg(dir.path().join("vapora-textfile.timer"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "textfile units: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -46,6 +46,12 @@ fn main() {
                 },
                 retain: args.retain,
                 max_log: args.max_log,
+                metrics_listen: args.metrics_listen.map(|addr| {
+                    vapora::daemon::metrics_http::MetricsListen {
+                        addr,
+                        any_address: args.metrics_listen_any,
+                    }
+                }),
                 lifecycle: vapora::daemon::state::Lifecycle {
                     policy: vapora::daemon::queue::Policy {
                         lease_ms: args.lease.as_millis() as u64,

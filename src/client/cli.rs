@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive). Also used to generate shell completions.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -223,6 +224,15 @@ pub struct DaemonArgs {
           default_value_t = crate::protocol::limits::DEFAULT_MAX_LOG,
           value_parser = parse_max_log)]
     pub max_log: u64,
+    /// Also serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics (off by default;
+    /// port 0 picks a free port, logged at start). A loopback address unless
+    /// --metrics-listen-any.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics_listen)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Let --metrics-listen take an address other hosts can reach: whoever reaches the port
+    /// reads the metrics, with no authentication (queue and agent activity; SECURITY.md).
+    #[arg(long, requires = "metrics_listen")]
+    pub metrics_listen_any: bool,
 }
 
 impl DaemonArgs {
@@ -690,6 +700,14 @@ fn parse_max_frame(text: &str) -> Result<usize, String> {
             "expected a number of bytes from {MIN_MAX_FRAME} to {max}"
         )),
     }
+}
+
+/// `IP:PORT` (`127.0.0.1:9187`, `[::1]:9187`): an address, not a host name, so what is
+/// bound is exactly what was typed.
+fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("'{text}' is not IP:PORT (e.g. 127.0.0.1:9187, or [::1]:9187 for IPv6)")
+    })
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

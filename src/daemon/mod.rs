@@ -2,7 +2,8 @@
 //!
 //! `run` binds the socket, accepts connections (one tokio task each) until a shutdown is
 //! requested (SIGINT, SIGTERM or the `shutdown` request), then stops accepting, removes the
-//! socket, lets in-flight requests finish and exits.
+//! socket, lets in-flight requests finish and exits. With `--metrics-listen` it also serves
+//! its metrics to Prometheus over HTTP (`metrics_http`), until the same shutdown.
 
 pub mod auth;
 pub mod availability;
@@ -16,6 +17,7 @@ mod lifecycle;
 mod lock_hold;
 pub mod logs;
 pub mod metrics;
+pub mod metrics_http;
 mod ownership;
 pub mod parked;
 pub mod queue;
@@ -69,6 +71,8 @@ pub struct DaemonOptions {
     pub lifecycle: state::Lifecycle,
     /// Most bytes of output kept per task (`--max-log`).
     pub max_log: u64,
+    /// Where to serve Prometheus metrics over HTTP (`--metrics-listen`), if anywhere.
+    pub metrics_listen: Option<metrics_http::MetricsListen>,
 }
 
 /// Runs the daemon in the foreground until it is told to stop.
@@ -95,6 +99,9 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
         .limits
         .check_fits(options.max_frame)
         .map_err(anyhow::Error::msg)?;
+    if let Some(listen) = &options.metrics_listen {
+        listen.check()?;
+    }
     let access = Arc::new(auth::Access::new(options.allow_group.as_deref())?);
     let budget = connection::FrameBudget::new(
         connection::FRAMES_IN_FLIGHT.saturating_mul(options.max_frame),
@@ -132,6 +139,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
             options.socket.clone(),
         ),
     };
+    // After the socket, so that a second daemon is told about the socket first; before
+    // readiness, so that a started daemon serves what it was asked to.
+    let metrics_listener = match &options.metrics_listen {
+        Some(listen) => Some(listen.bind().await?),
+        None => None,
+    };
     let state = AppState::new(
         socket_path.display().to_string(),
         snapshot,
@@ -160,6 +173,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     );
     let retention = tokio::spawn(retention::run(Arc::clone(&state)));
     let lifecycle = tokio::spawn(lifecycle::run(Arc::clone(&state)));
+    let metrics_endpoint = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+        }
+        tokio::spawn(metrics_http::serve(listener, Arc::clone(&state)))
+    });
     tracing::info!(
         socket = %socket_path.display(),
         pid = std::process::id(),
@@ -217,6 +236,9 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<()> {
     retention.abort();
     watchdog.abort();
     lifecycle.abort();
+    if let Some(endpoint) = metrics_endpoint {
+        endpoint.abort();
+    }
     // Everything acknowledged is committed already; this waits for the writer to finish
     // what is queued (e.g. a release whose commit nobody awaited) and stop.
     let closing = Arc::clone(&state);
