@@ -37,6 +37,9 @@ _vapora() {
             vapora,ping)
                 cmd="vapora__subcmd__ping"
                 ;;
+            vapora,proxy)
+                cmd="vapora__subcmd__proxy"
+                ;;
             vapora,run)
                 cmd="vapora__subcmd__run"
                 ;;
@@ -111,6 +114,9 @@ _vapora() {
                 ;;
             vapora__subcmd__help,ping)
                 cmd="vapora__subcmd__help__subcmd__ping"
+                ;;
+            vapora__subcmd__help,proxy)
+                cmd="vapora__subcmd__help__subcmd__proxy"
                 ;;
             vapora__subcmd__help,run)
                 cmd="vapora__subcmd__help__subcmd__run"
@@ -254,7 +260,7 @@ _vapora() {
 
     case "${cmd}" in
         vapora)
-            opts="-q -h -V --socket --json --quiet --expect-uid --no-autostart --help --version daemon task agent ping shutdown metrics events work run completions help"
+            opts="-q -h -V --socket --json --quiet --expect-uid --no-autostart --host --help --version daemon task agent ping shutdown metrics events work run proxy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +274,10 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -276,7 +286,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help register list show status heartbeat remove help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help register list show status heartbeat remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -290,6 +300,10 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -298,7 +312,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__heartbeat)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --task --release-others --every --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --task --release-others --every --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -309,6 +323,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -440,7 +458,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__list)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --status --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --status --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,6 +469,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -466,7 +488,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__register)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --capability --max-tasks --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --capability --max-tasks --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -477,6 +499,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -496,7 +522,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__remove)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -507,6 +533,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -518,7 +548,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__show)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -529,6 +559,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -540,7 +574,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__agent__subcmd__status)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help idle busy paused offline"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help idle busy paused offline"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -554,6 +588,10 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -562,7 +600,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__completions)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help bash elvish fish powershell zsh"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,6 +614,10 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -584,13 +626,17 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__daemon)
-            opts="-q -h --socket --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --max-log --metrics-listen --metrics-listen-any --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --host --max-frame --socket-mode --allow-group --log-format --handshake-timeout --max-connections --max-title --max-payload --max-batch --data-dir --sync --retain --lease --heartbeat-ttl --retry-backoff --max-log --metrics-listen --metrics-listen-any --json --quiet --expect-uid --no-autostart --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -674,7 +720,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__events)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --queue --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --queue --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -685,6 +731,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -704,7 +754,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help)
-            opts="daemon task agent ping shutdown metrics events work run completions help"
+            opts="daemon task agent ping shutdown metrics events work run proxy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -886,6 +936,20 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help__subcmd__ping)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__help__subcmd__proxy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1110,7 +1174,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__metrics)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --format --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1121,6 +1185,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1136,7 +1204,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__ping)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1147,6 +1215,36 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__proxy)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1158,7 +1256,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__run)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1169,6 +1267,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1232,7 +1334,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__shutdown)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1243,6 +1345,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1254,7 +1360,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help add list show claim done fail cancel retry prune logs wait help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help add list show claim done fail cancel retry prune logs wait help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1268,6 +1374,10 @@ _vapora() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1276,7 +1386,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__add)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --payload --payload-file --priority --queue --require --max-attempts --delay --at --after --lease --cwd --env --timeout --stdin --jsonl --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1287,6 +1397,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1350,7 +1464,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__cancel)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1361,6 +1475,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1372,7 +1490,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__claim)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --agent --queue --wait --done --result --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --agent --queue --wait --done --result --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1383,6 +1501,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1414,7 +1536,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__done)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --result --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --result --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1425,6 +1547,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1444,7 +1570,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__fail)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --reason --no-retry --agent --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --reason --no-retry --agent --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1455,6 +1581,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1656,7 +1786,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__list)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --status --queue --agent --limit --after --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --status --queue --agent --limit --after --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1667,6 +1797,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1698,7 +1832,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__logs)
-            opts="-q -f -h --socket --json --quiet --expect-uid --no-autostart --follow --tail --attempt --help"
+            opts="-q -f -h --socket --json --quiet --expect-uid --no-autostart --host --follow --tail --attempt --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1709,6 +1843,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1728,7 +1866,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__prune)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --older-than --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --older-than --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1739,6 +1877,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1754,7 +1896,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__retry)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1765,6 +1907,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1776,7 +1922,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__show)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --payload --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --payload --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1787,6 +1933,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1798,7 +1948,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__task__subcmd__wait)
-            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --timeout --help"
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1809,6 +1959,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1824,7 +1978,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__work)
-            opts="-q -j -h --socket --json --quiet --expect-uid --no-autostart --agent --jobs --queue --capability --timeout --grace --exit-when-empty --allow-root --help"
+            opts="-q -j -h --socket --json --quiet --expect-uid --no-autostart --host --agent --jobs --queue --capability --timeout --grace --exit-when-empty --allow-root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1835,6 +1989,10 @@ _vapora() {
                     return 0
                     ;;
                 --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,6 +45,11 @@ pub struct Cli {
     /// Never start a daemon: exit 3 when none answers [env: VAPORA_NO_AUTOSTART=1].
     #[arg(long, global = true, help_heading = GLOBAL)]
     no_autostart: bool,
+    /// Reach the daemon on another host through OpenSSH:
+    /// ssh://[USER@]HOST[:PORT][/REMOTE/SOCKET] runs `vapora proxy` there (VAPORA_SSH
+    /// replaces the ssh command); never starts a daemon there [env: VAPORA_HOST].
+    #[arg(long, global = true, value_name = "ssh://[USER@]HOST[:PORT][/SOCKET]", help_heading = GLOBAL)]
+    host: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +60,18 @@ impl Cli {
         self.socket
             .clone()
             .or_else(|| env_value(crate::paths::SOCKET_ENV).map(PathBuf::from))
+    }
+
+    /// `--host`, else `VAPORA_HOST`; `None` for a daemon on this host.
+    pub fn host(&self) -> Option<String> {
+        self.host
+            .clone()
+            .or_else(|| env_value("VAPORA_HOST").and_then(|v| v.into_string().ok()))
+    }
+
+    /// Whether `--socket` itself was given (not `VAPORA_SOCKET`).
+    pub fn socket_flag_given(&self) -> bool {
+        self.socket.is_some()
     }
 
     /// `--expect-uid`, else `VAPORA_EXPECT_UID`.
@@ -84,6 +101,7 @@ impl Cli {
             (self.quiet, "--quiet"),
             (self.expect_uid.is_some(), "--expect-uid"),
             (self.no_autostart, "--no-autostart"),
+            (self.host.is_some(), "--host"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -140,6 +158,11 @@ pub enum Command {
     /// exit status (`vapora run -- make test`). Takes `task add`'s flags; says on stderr
     /// when no worker is running to take it.
     Run(AddArgs),
+    /// Copy the client protocol between standard input/output and this host's daemon
+    /// socket, until either side closes: what `--host ssh://...` runs on the daemon's host.
+    /// Never starts a daemon (exit 3 when none answers); the daemon admits or refuses the
+    /// user running it as any local client.
+    Proxy,
     /// Print a shell completion script.
     Completions {
         /// The shell to write it for.

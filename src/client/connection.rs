@@ -10,6 +10,7 @@ use interprocess::os::unix::uds_local_socket::Stream;
 use serde::Serialize;
 
 use super::exit::{CliError, FAILURE, UNREACHABLE};
+use super::ssh::{SshChild, SshTarget};
 use crate::protocol::codec::{self, DEFAULT_MAX_FRAME};
 use crate::protocol::handshake::{
     Hello, MAGIC, PROTOCOL_VERSION, SOFTWARE_VERSION, Welcome, incompatible_message,
@@ -83,7 +84,14 @@ pub struct Client {
     /// The `Hello` went out with the first request (saving a round trip per one-shot
     /// command); its `Welcome` is read before the first answer.
     welcome_pending: bool,
+    /// The `ssh` carrying this connection when the daemon is on another host (dropped,
+    /// so stopped and reaped, with the connection).
+    ssh: Option<SshChild>,
 }
+
+/// How long a connection through ssh may take to be answered by the remote daemon: ssh's
+/// own connection, authentication and the remote proxy's start included.
+const SSH_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a connection could not be made.
 #[derive(Debug)]
@@ -123,6 +131,22 @@ impl Client {
         socket: &Path,
         expected_uid: Option<u32>,
     ) -> Result<Client, ConnectError> {
+        let stream = Client::open_socket(socket, expected_uid)?;
+        Client::over(stream)
+    }
+
+    /// The connected socket, checked as [`Client::connect_expecting`] checks it, with
+    /// nothing sent on it.
+    pub fn open_stream(
+        socket: &Path,
+        expected_uid: Option<u32>,
+    ) -> Result<std::os::unix::net::UnixStream, ConnectError> {
+        let stream = Client::open_socket(socket, expected_uid)?;
+        let fd: std::os::fd::OwnedFd = stream.into();
+        Ok(std::os::unix::net::UnixStream::from(fd))
+    }
+
+    fn open_socket(socket: &Path, expected_uid: Option<u32>) -> Result<Stream, ConnectError> {
         let name = socket.to_fs_name::<GenericFilePath>().map_err(|e| {
             ConnectError::Other(CliError::new(
                 UNREACHABLE,
@@ -154,16 +178,62 @@ impl Client {
                 return Err(ConnectError::WrongOwner(WrongOwner { expected, found }));
             }
         }
+        Ok(stream)
+    }
+
+    /// A client on `stream`, its `Hello` waiting to go out with the first request.
+    fn over(stream: Stream) -> Result<Client, ConnectError> {
         let mut client = Client {
             reader: BufReader::new(Socket(stream, None)),
             out: Vec::new(),
             body: Vec::new(),
             next_id: 1,
             welcome_pending: true,
+            ssh: None,
         };
         codec::encode_frame(&mut client.out, &Hello::current(), DEFAULT_MAX_FRAME)
             .map_err(|e| ConnectError::Other(CliError::new(FAILURE, e.to_string())))?;
         Ok(client)
+    }
+
+    /// Connects to the daemon on another host through ssh ([`super::ssh`]), and has the
+    /// handshake answered at once (within [`SSH_HANDSHAKE`]), so that whatever ssh or the
+    /// remote side said goes into the error: ssh's own words, the remote shell's, or the
+    /// remote proxy's "no daemon" ([`ConnectError::NoDaemon`]).
+    pub fn connect_ssh(
+        target: &SshTarget,
+        expect_uid: Option<&str>,
+    ) -> Result<Client, ConnectError> {
+        let (stream, child) = target.start(expect_uid).map_err(|e| {
+            ConnectError::Other(CliError::new(
+                UNREACHABLE,
+                format!("cannot start ssh for {}: {e}", target.describe()),
+            ))
+        })?;
+        let mut client = Client::over(Stream::from(stream))?;
+        client.ssh = Some(child);
+        client.set_answer_timeout(Some(SSH_HANDSHAKE));
+        let answered = client.flush().and_then(|()| client.check_welcome());
+        client.set_answer_timeout(None);
+        match answered {
+            Ok(()) => Ok(client),
+            // The daemon answered: it refused us, or speaks another protocol.
+            Err(error) if error.code != UNREACHABLE => Err(ConnectError::Other(error)),
+            Err(error) => {
+                let Some(child) = client.ssh.as_mut() else {
+                    return Err(ConnectError::Other(error));
+                };
+                let failure = child.failure(target, &error.message);
+                if failure.no_daemon {
+                    Err(ConnectError::NoDaemon(io::Error::other(failure.message)))
+                } else {
+                    Err(ConnectError::Other(CliError::new(
+                        UNREACHABLE,
+                        failure.message,
+                    )))
+                }
+            }
+        }
     }
 
     /// How long each read of an answer may wait before the call fails as unreachable
@@ -190,6 +260,9 @@ impl Client {
             return Err(io::Error::other(
                 "the connection is in the middle of an exchange",
             ));
+        }
+        if self.ssh.is_some() {
+            return Err(io::Error::other("the connection goes through ssh"));
         }
         let fd: std::os::fd::OwnedFd = self.reader.into_inner().0.into();
         Ok(std::os::unix::net::UnixStream::from(fd))

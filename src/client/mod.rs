@@ -18,6 +18,7 @@ pub mod manpages;
 pub mod output;
 mod owner;
 mod progress;
+mod ssh;
 mod work;
 
 use std::io;
@@ -41,7 +42,17 @@ pub struct Session {
     /// The uid the daemon must run as: `--expect-uid`, else the user's own on the default
     /// socket, else anyone.
     expected_uid: Option<u32>,
+    /// The daemon is on another host, reached through ssh (`--host`).
+    ssh: Option<SshRoute>,
     client: Option<Client>,
+}
+
+/// A daemon on another host: where, and the `--expect-uid` the remote proxy applies there
+/// (as written: a user name means that host's user).
+#[derive(Debug, Clone)]
+struct SshRoute {
+    target: ssh::SshTarget,
+    expect_uid: Option<String>,
 }
 
 impl Session {
@@ -50,7 +61,22 @@ impl Session {
             Some(path) => (path, false),
             None => (crate::paths::default_socket_path(), true),
         };
+        let ssh = match cli.host().filter(|host| !host.is_empty()) {
+            None => None,
+            Some(_) if cli.socket_flag_given() => {
+                return Err(CliError::usage(
+                    "--socket names a socket on this host; with --host, put the remote \
+                     socket in the address: ssh://HOST/PATH/TO/SOCKET",
+                ));
+            }
+            Some(host) => Some(SshRoute {
+                target: ssh::SshTarget::parse(&host).map_err(CliError::usage)?,
+                expect_uid: cli.expect_uid(),
+            }),
+        };
         let expected_uid = match cli.expect_uid() {
+            // Checked by the remote proxy, against that host's users.
+            Some(_) if ssh.is_some() => None,
             Some(text) => Some(owner::parse_expected_uid(&text)?),
             None => default_socket.then(crate::paths::current_uid),
         };
@@ -61,8 +87,22 @@ impl Session {
             json: cli.json,
             quiet: cli.quiet,
             expected_uid,
+            ssh,
             client: None,
         })
+    }
+
+    /// Where the daemon is, for messages: its socket, or the ssh address.
+    pub fn location(&self) -> String {
+        match &self.ssh {
+            Some(route) => route.target.describe(),
+            None => self.socket.display().to_string(),
+        }
+    }
+
+    /// Whether the daemon is reached through ssh (`--host`).
+    pub fn is_remote(&self) -> bool {
+        self.ssh.is_some()
     }
 
     /// The connection, made on first use; starts a daemon if none answers and autostart
@@ -109,6 +149,7 @@ impl Session {
             autostart: self.autostart,
             quiet: self.quiet,
             expected_uid: self.expected_uid,
+            ssh: self.ssh.clone(),
             answer_timeout: None,
         }
     }
@@ -134,6 +175,8 @@ pub struct Connector {
     autostart: bool,
     quiet: bool,
     expected_uid: Option<u32>,
+    /// Through ssh to another host, instead of the socket.
+    ssh: Option<SshRoute>,
     /// Set on every connection made (`Client::set_answer_timeout`).
     answer_timeout: Option<std::time::Duration>,
 }
@@ -155,6 +198,13 @@ impl Connector {
     /// The connection to a running daemon, never starting one; `None` when none runs
     /// there.
     pub fn connect_running(&self) -> Result<Option<Client>, CliError> {
+        if let Some(route) = &self.ssh {
+            return match self.connect_ssh(route) {
+                Ok(client) => Ok(Some(client)),
+                Err(ConnectError::NoDaemon(_)) => Ok(None),
+                Err(error) => Err(ssh_error(error)),
+            };
+        }
         self.check_socket_dir()?;
         match self.connect_once() {
             Ok(client) => Ok(Some(client)),
@@ -184,6 +234,10 @@ impl Connector {
 
     /// Connects, starting a daemon when none answers and autostart is allowed.
     pub fn connect(&self) -> Result<Client, CliError> {
+        if let Some(route) = &self.ssh {
+            // Never an autostart there: a remote daemon is that host's to run.
+            return self.connect_ssh(route).map_err(ssh_error);
+        }
         self.check_socket_dir()?;
         let first_error = match self.connect_once() {
             Ok(client) => return Ok(client),
@@ -229,6 +283,24 @@ impl Connector {
         }
     }
 
+    fn connect_ssh(&self, route: &SshRoute) -> Result<Client, ConnectError> {
+        let mut client = Client::connect_ssh(&route.target, route.expect_uid.as_deref())?;
+        client.set_answer_timeout(self.answer_timeout);
+        Ok(client)
+    }
+
+    /// The socket of the daemon running here, after the same checks as a connection's,
+    /// with nothing sent on it (for `vapora proxy`); `None` when none runs.
+    pub fn open_running_socket(&self) -> Result<Option<std::os::unix::net::UnixStream>, CliError> {
+        self.check_socket_dir()?;
+        match Client::open_stream(&self.socket, self.expected_uid) {
+            Ok(stream) => Ok(Some(stream)),
+            Err(ConnectError::NoDaemon(_)) => Ok(None),
+            Err(ConnectError::Other(error)) => Err(error),
+            Err(ConnectError::WrongOwner(wrong)) => Err(self.wrong_owner(&wrong)),
+        }
+    }
+
     fn connect_once(&self) -> Result<Client, ConnectError> {
         let mut client = Client::connect_expecting(&self.socket, self.expected_uid)?;
         client.set_answer_timeout(self.answer_timeout);
@@ -261,6 +333,23 @@ impl Connector {
                 self.socket.display()
             ),
         )
+    }
+}
+
+/// A connection through ssh that failed, as the error the user sees (exit 3 unless the
+/// remote daemon itself answered).
+fn ssh_error(error: ConnectError) -> CliError {
+    match error {
+        ConnectError::NoDaemon(reason) => CliError::new(UNREACHABLE, reason.to_string()),
+        ConnectError::Other(error) => error,
+        ConnectError::WrongOwner(wrong) => CliError::new(
+            UNREACHABLE,
+            format!(
+                "the daemon runs as {}, not {}; nothing was sent to it",
+                owner::describe_uid(wrong.found),
+                owner::describe_uid(wrong.expected)
+            ),
+        ),
     }
 }
 
@@ -299,6 +388,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ping => commands::daemon::ping(&mut session),
         Command::Shutdown => commands::daemon::shutdown(&mut session),
         Command::Completions { shell } => commands::daemon::completions(shell),
+        Command::Proxy => commands::proxy::run(&mut session),
         Command::Work(args) => work::run(&mut session, args),
         Command::Run(args) => commands::run::run(&mut session, args),
         Command::Daemon(_) => Err(CliError::usage("`vapora daemon` is not a client command")),

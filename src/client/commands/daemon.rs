@@ -43,7 +43,7 @@ pub fn ping(session: &mut Session) -> Result<i32, CliError> {
 
 /// Asks the daemon to stop and returns once its socket is gone.
 pub fn shutdown(session: &mut Session) -> Result<i32, CliError> {
-    let socket = session.socket.display().to_string();
+    let socket = session.location();
     let Some(client) = session.running_client()? else {
         return Err(CliError::new(
             UNREACHABLE,

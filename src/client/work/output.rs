@@ -264,6 +264,7 @@ mod tests {
             autostart: false,
             quiet: true,
             expected_uid: None,
+            ssh: None,
             answer_timeout: None,
         };
         Outbox::new(nowhere, "w1".into())
