@@ -48,7 +48,7 @@ pub struct Cli {
     /// Reach the daemon on another host through OpenSSH:
     /// ssh://[USER@]HOST[:PORT][/REMOTE/SOCKET] runs `vapora proxy` there (VAPORA_SSH
     /// replaces the ssh command); never starts a daemon there [env: VAPORA_HOST].
-    #[arg(long, global = true, value_name = "ssh://[USER@]HOST[:PORT][/SOCKET]", help_heading = GLOBAL)]
+    #[arg(long, global = true, value_name = "ssh://HOST", help_heading = GLOBAL)]
     host: Option<String>,
     #[command(subcommand)]
     pub command: Command,
