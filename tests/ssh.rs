@@ -375,6 +375,48 @@ fn failures_through_ssh_say_why_in_ssh_words() {
     );
 }
 
+/// The handshake is the client's and the daemon's own, end to end: a daemon on the other
+/// host that speaks another protocol version is refused with both versions named. (A stand-
+/// in daemon answers the handshake with protocol 999.)
+#[test]
+fn a_remote_daemon_of_another_protocol_version_is_refused_with_both_versions() {
+    use vapora::protocol::codec::{self, DEFAULT_MAX_FRAME};
+    use vapora::protocol::handshake::{Hello, MAGIC, PROTOCOL_VERSION, Welcome};
+
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("future.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let future = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut body = Vec::new();
+        assert!(codec::read_frame(&mut stream, &mut body, DEFAULT_MAX_FRAME).unwrap());
+        let hello: Hello = codec::decode(&body).unwrap();
+        let mut out = Vec::new();
+        let welcome = Welcome {
+            magic: MAGIC,
+            protocol: 999,
+            daemon_version: "9.9.9".into(),
+            refusal: None,
+        };
+        codec::encode_frame(&mut out, &welcome, DEFAULT_MAX_FRAME).unwrap();
+        std::io::Write::write_all(&mut stream, &out).unwrap();
+        hello.protocol
+    });
+    let run = run_remote(&sshd, &sshd.url(&current_user(), &socket), &["ping"]);
+    assert_eq!(
+        future.join().unwrap(),
+        PROTOCOL_VERSION,
+        "the client's hello arrived"
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("protocol 999")
+            && run.stderr.contains(&format!("protocol {PROTOCOL_VERSION}")),
+        "{run:?}"
+    );
+}
+
 /// The daemon decides who may use it by the peer credentials of `vapora proxy`, i.e. the
 /// SSH user: one it does not admit is refused as a local user would be. Needs a second
 /// user, so runs as root only (as in CI), creating a throwaway one.
