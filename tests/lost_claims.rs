@@ -464,24 +464,11 @@ fn the_readme_loop_rides_over_a_graceful_restart() {
 
 /// The processes in process group `pgid`, as (pid, command name).
 fn processes_in_group(pgid: u32) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            found.push((pid, stat[open + 1..close].to_string()));
-        }
-    }
-    found
+    common::processes()
+        .into_iter()
+        .filter(|process| process.group == pgid)
+        .map(|process| (process.pid, process.name))
+        .collect()
 }
 
 /// The README loop leaves nothing behind per task: after 50 quick tasks, its process

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::TestDaemon;
 
 fn busy_daemon() -> TestDaemon {
@@ -85,33 +82,7 @@ fn prometheus_output_passes_promtool() {
     assert!(text.contains("vapora_tasks_enqueued_total 3"));
     assert!(text.contains("vapora_request_duration_seconds_bucket{kind=\"claim\",le=\"+Inf\"} 2"));
 
-    let Ok(mut promtool) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool must be installed in CI (.ci/run does it)"
-        );
-        eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");
-        return;
-    };
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = promtool.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::promtool_check(&text);
 }
 
 /// Each request kind reports the longest it held the queue lock: a batch of 10,000 adds

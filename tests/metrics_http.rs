@@ -120,38 +120,6 @@ fn moves_by_itself(series: &str) -> bool {
         || series.contains("kind=\"background\"")
 }
 
-/// Runs `promtool check metrics` on `text` (skipped where promtool is missing, except in
-/// CI, as in tests/metrics.rs).
-fn promtool_check(text: &str) {
-    let Ok(mut promtool) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool must be installed in CI (.ci/run does it)"
-        );
-        eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");
-        return;
-    };
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = promtool.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// Tasks in three queues and states, two agents, an error: an exposition with every kind
 /// of line in it.
 fn make_busy(d: &TestDaemon) {
@@ -209,7 +177,7 @@ fn a_scrape_serves_what_vapora_metrics_prints() {
         }
     }
     assert!(scraped.body.ends_with('\n') && printed.stdout.ends_with('\n'));
-    promtool_check(&scraped.body);
+    common::promtool_check(&scraped.body);
 
     // A scrape counts as a metrics request.
     let metrics = |m: &serde_json::Value| {

@@ -270,3 +270,72 @@ pub fn wait_subscribed(d: &TestDaemon, count: u64) {
         subscribe.is_some_and(|r| r["count"].as_u64().unwrap() >= count)
     });
 }
+
+/// Runs `promtool check metrics` on `text`; skipped where promtool is missing, except in CI
+/// (`.ci/run` installs it).
+pub fn promtool_check(text: &str) {
+    let Ok(mut promtool) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool must be installed in CI (.ci/run does it)"
+        );
+        eprintln!("SKIPPED: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A process as `/proc/PID/stat` describes it.
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub name: String,
+    pub parent: u32,
+    pub group: u32,
+}
+
+/// Every process on the machine (those gone while being read left out).
+pub fn processes() -> Vec<ProcessInfo> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
+        let (Some(parent), Some(group)) = (number(1), number(2)) else {
+            continue;
+        };
+        found.push(ProcessInfo {
+            pid,
+            name: stat[open + 1..close].to_string(),
+            parent,
+            group,
+        });
+    }
+    found
+}
