@@ -5,7 +5,8 @@
 //! - `autostart`: starting a daemon when none answers; `owner`: who must answer;
 //! - `output`: tables, details and JSON; `escape`: how human output shows control
 //!   characters; `exit`: the exit codes;
-//! - `work`: `vapora work`, the worker that runs tasks.
+//! - `work`: `vapora work`, the worker that runs tasks; `top`: `vapora top`, the live
+//!   dashboard; `signals`: signals turned into messages for their loops.
 
 pub mod autostart;
 pub mod cli;
@@ -15,6 +16,8 @@ pub mod escape;
 pub mod exit;
 pub mod output;
 mod owner;
+mod signals;
+mod top;
 mod work;
 
 use std::io;
@@ -298,6 +301,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Completions { shell } => commands::daemon::completions(shell),
         Command::Work(args) => work::run(&mut session, args),
         Command::Run(args) => commands::run::run(&mut session, args),
+        Command::Top => top::run(&session),
         Command::Daemon(_) => Err(CliError::usage("`vapora daemon` is not a client command")),
     };
     match outcome {
