@@ -147,6 +147,8 @@ pub struct Dashboard {
     pub running: Vec<RunningTask>,
     /// Newest first.
     pub events: VecDeque<Event>,
+    /// Events the daemon dropped for us (`lagged`) since top started.
+    pub missed: u64,
     pub focus: Focus,
     pub task_selection: Selection<TaskId>,
     pub agent_selection: Selection<String>,
@@ -171,6 +173,7 @@ impl Dashboard {
             agents: Vec::new(),
             running: Vec::new(),
             events: VecDeque::new(),
+            missed: 0,
             focus: Focus::Tasks,
             task_selection: Selection::default(),
             agent_selection: Selection::default(),
@@ -293,6 +296,9 @@ impl Dashboard {
         let mut left: HashSet<TaskId> = HashSet::new();
         let mut changed = false;
         for event in events {
+            if event.kind == "lagged" {
+                self.missed += event.dropped;
+            }
             if let Some(id) = event.task {
                 let running = event.status.as_deref() == Some(TaskStatus::Running.as_str());
                 self.recent.insert(id, (now, running));
@@ -628,5 +634,9 @@ mod tests {
         assert_eq!(dashboard.task_selection.key, Some(2));
         assert_eq!(dashboard.events.len(), 6);
         assert_eq!(dashboard.events[0].kind, "task_done", "newest first");
+        let mut lagged = event("lagged", 0, "");
+        (lagged.task, lagged.status, lagged.dropped) = (None, None, 41);
+        dashboard.on_events([lagged]);
+        assert_eq!(dashboard.missed, 41);
     }
 }

@@ -481,6 +481,7 @@ fn draw_running(frame: &mut Frame, area: Rect, d: &Dashboard) {
 fn draw_events(frame: &mut Frame, area: Rect, d: &Dashboard) {
     let title = match &d.stream_down {
         Some(reason) => format!("Events (stream lost, reconnecting: {})", escape(reason)),
+        None if d.missed > 0 => format!("Events ({} missed: top fell behind)", d.missed),
         None => "Events".into(),
     };
     let block = section(title);
