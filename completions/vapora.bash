@@ -49,6 +49,9 @@ _vapora() {
             vapora,task)
                 cmd="vapora__subcmd__task"
                 ;;
+            vapora,top)
+                cmd="vapora__subcmd__top"
+                ;;
             vapora,work)
                 cmd="vapora__subcmd__work"
                 ;;
@@ -126,6 +129,9 @@ _vapora() {
                 ;;
             vapora__subcmd__help,task)
                 cmd="vapora__subcmd__help__subcmd__task"
+                ;;
+            vapora__subcmd__help,top)
+                cmd="vapora__subcmd__help__subcmd__top"
                 ;;
             vapora__subcmd__help,work)
                 cmd="vapora__subcmd__help__subcmd__work"
@@ -260,7 +266,7 @@ _vapora() {
 
     case "${cmd}" in
         vapora)
-            opts="-q -h -V --socket --json --quiet --expect-uid --no-autostart --host --help --version daemon task agent ping shutdown metrics events work run proxy completions help"
+            opts="-q -h -V --socket --json --quiet --expect-uid --no-autostart --host --help --version daemon task agent ping shutdown metrics events top work run proxy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -754,7 +760,7 @@ _vapora() {
             return 0
             ;;
         vapora__subcmd__help)
-            opts="daemon task agent ping shutdown metrics events work run proxy completions help"
+            opts="daemon task agent ping shutdown metrics events top work run proxy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1148,6 +1154,20 @@ _vapora() {
         vapora__subcmd__help__subcmd__task__subcmd__wait)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__help__subcmd__top)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1967,6 +1987,32 @@ _vapora() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vapora__subcmd__top)
+            opts="-q -h --socket --json --quiet --expect-uid --no-autostart --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -148,6 +148,14 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         agent: Option<String>,
     },
+    /// Watch the daemon live, full screen: tasks per queue and status, throughput, agents,
+    /// running tasks and the latest events.
+    ///
+    /// Keys: q, Esc or Ctrl-C quit; arrows or j/k select a running task (Tab: an agent);
+    /// Enter shows the task with the tail of its output; c cancels it (after y/n); p
+    /// pauses or resumes the selected agent (or the selected task's). Needs a terminal;
+    /// never starts a daemon, and waits for one that stops to come back.
+    Top,
     /// Run tasks: claim them as an agent and run each payload with `sh -c`, reporting
     /// done (exit 0, the result being the last line printed) or failed (`exit N`,
     /// `killed by signal TERM`, `timed out after 30s`). SIGTERM/SIGINT: claim nothing more

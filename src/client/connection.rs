@@ -469,6 +469,12 @@ impl Client {
         Ok(Some(frame.result))
     }
 
+    /// How many bytes of the daemon's answers were read ahead and wait in this client's
+    /// buffer: none when a stream's reader has caught up with the daemon.
+    pub fn buffered(&self) -> usize {
+        self.reader.buffer().len()
+    }
+
     /// Waits until the daemon closes the connection (after `shutdown`).
     pub fn wait_closed(&mut self) {
         let mut sink = [0u8; 64];

@@ -5,7 +5,9 @@
 //! - `autostart`: starting a daemon when none answers; `owner`: who must answer;
 //! - `output`: tables, details and JSON; `escape`: how human output shows control
 //!   characters; `exit`: the exit codes;
-//! - `work`: `vapora work`, the worker that runs tasks;
+//! - `work`: `vapora work`, the worker that runs tasks; `top`: `vapora top`, the live
+//!   dashboard; `signals`: signals turned into messages for their loops;
+//! - `progress`: progress lines on a terminal; `ssh`: reaching a daemon on another host;
 //! - `manpages`: the man pages, rendered from `cli`.
 
 pub mod autostart;
@@ -18,7 +20,9 @@ pub mod manpages;
 pub mod output;
 mod owner;
 mod progress;
+mod signals;
 mod ssh;
+mod top;
 mod work;
 
 use std::io;
@@ -391,6 +395,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Proxy => commands::proxy::run(&mut session),
         Command::Work(args) => work::run(&mut session, args),
         Command::Run(args) => commands::run::run(&mut session, args),
+        Command::Top => top::run(&session),
         Command::Daemon(_) => Err(CliError::usage("`vapora daemon` is not a client command")),
     };
     match outcome {

@@ -387,6 +387,12 @@ fn join_or_dash(items: &[String]) -> String {
 
 /// The detail view of one task: `key: value` lines.
 pub fn task_details(task: &Task) -> io::Result<()> {
+    details(&task_rows(task))
+}
+
+/// The lines of a task's detail view, as (key, value) with what a client wrote escaped:
+/// for `task show` and `vapora top`'s task view.
+pub fn task_rows(task: &Task) -> Vec<(&'static str, String)> {
     let mut rows = vec![
         ("id", task.id.to_string()),
         ("title", escape(&task.title).into_owned()),
@@ -472,7 +478,7 @@ pub fn task_details(task: &Task) -> io::Result<()> {
         rows.push(("env", escape(&vars.join(" ")).into_owned()));
     }
     rows.push(("payload", describe_payload(&task.payload)));
-    details(&rows)
+    rows
 }
 
 pub fn agent_details(agent: &Agent) -> io::Result<()> {

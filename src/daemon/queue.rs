@@ -213,6 +213,38 @@ fn push_ready(lanes: &mut HashMap<Lane, BinaryHeap<Ready>>, task: &Record, seq: 
     }
 }
 
+/// Whether a list with `filter` shows `task` (its statuses, queue and agent).
+fn list_match(filter: &TaskFilter, task: &Record) -> bool {
+    (filter.statuses.is_empty() || filter.statuses.contains(&task.status))
+        && filter.queue.as_deref().is_none_or(|q| &*task.queue == q)
+        && filter
+            .agent
+            .as_deref()
+            .is_none_or(|a| task.agent.as_deref() == Some(a))
+}
+
+/// Appends a copy of `task` to a list, counting its size in `bytes`: an error once that
+/// would pass `byte_budget`, the most one answer may hold.
+fn list_copy(
+    task: &Record,
+    byte_budget: usize,
+    bytes: &mut usize,
+    out: &mut Vec<Task>,
+) -> Result<(), ErrorBody> {
+    let task = task.to_task();
+    *bytes += encoded_size_estimate(&task);
+    if *bytes > byte_budget {
+        return Err(ErrorBody::invalid(format!(
+            "the list would be larger than {byte_budget} bytes, the most one answer holds \
+             ({} tasks fit): ask for fewer with --status or --queue, or page through it \
+             with --limit and --after",
+            out.len()
+        )));
+    }
+    out.push(task);
+    Ok(())
+}
+
 fn is_subset(required: &[String], available: &[String]) -> bool {
     required
         .iter()
@@ -853,28 +885,16 @@ impl TaskQueue {
         bytes: &mut usize,
         out: &mut Vec<Task>,
     ) -> Result<Option<TaskId>, ErrorBody> {
+        if !filter.statuses.is_empty() && filter.statuses.iter().all(|&s| s == TaskStatus::Running)
+        {
+            return self.running_step(filter, after, look_at, copy_most, byte_budget, bytes, out);
+        }
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         let (mut looked, mut copied) = (0, 0);
         for (&id, task) in self.tasks.range((start, Bound::Unbounded)) {
             looked += 1;
-            let matches = (filter.statuses.is_empty() || filter.statuses.contains(&task.status))
-                && filter.queue.as_deref().is_none_or(|q| &*task.queue == q)
-                && filter
-                    .agent
-                    .as_deref()
-                    .is_none_or(|a| task.agent.as_deref() == Some(a));
-            if matches {
-                let task = task.to_task();
-                *bytes += encoded_size_estimate(&task);
-                if *bytes > byte_budget {
-                    return Err(ErrorBody::invalid(format!(
-                        "the list would be larger than {byte_budget} bytes, the most one \
-                         answer holds ({} tasks fit): ask for fewer with --status or --queue, \
-                         or page through it with --limit and --after",
-                        out.len()
-                    )));
-                }
-                out.push(task);
+            if list_match(filter, task) {
+                list_copy(task, byte_budget, bytes, out)?;
                 copied += 1;
             }
             if looked >= look_at || copied >= copy_most {
@@ -882,6 +902,61 @@ impl TaskQueue {
             }
         }
         Ok(None)
+    }
+
+    /// [`TaskQueue::list_step`] for running tasks only, read from the agents' sets of
+    /// running tasks instead of looking at every task: `vapora top` lists them every second,
+    /// and behind a million queued tasks a scan cost the daemon 60 steps under the lock for
+    /// a handful of running tasks. Takes each agent's first ids after `after` (a share of
+    /// `look_at` each, at least one), so that every running id up to the lowest last id
+    /// taken from a set that had more is known; those go out in id order, as a scan's.
+    #[allow(clippy::too_many_arguments)]
+    fn running_step(
+        &self,
+        filter: &TaskFilter,
+        after: Option<TaskId>,
+        look_at: usize,
+        copy_most: usize,
+        byte_budget: usize,
+        bytes: &mut usize,
+        out: &mut Vec<Task>,
+    ) -> Result<Option<TaskId>, ErrorBody> {
+        let sets: Vec<&BTreeSet<TaskId>> = match filter.agent.as_deref() {
+            Some(agent) => self.running_by_agent.get(agent).into_iter().collect(),
+            None => self.running_by_agent.values().collect(),
+        };
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let share = (look_at / sets.len().max(1)).max(1);
+        let mut ids = Vec::new();
+        // Every running id up to this one is in `ids`.
+        let mut known_to = TaskId::MAX;
+        for set in sets {
+            let taken = ids.len();
+            ids.extend(set.range((start, Bound::Unbounded)).take(share).copied());
+            if ids.len() - taken == share
+                && let Some(&last) = ids.last()
+            {
+                known_to = known_to.min(last);
+            }
+        }
+        ids.sort_unstable();
+        let mut copied = 0;
+        for id in ids {
+            if id > known_to {
+                return Ok(Some(known_to));
+            }
+            let Some(task) = self.record(id) else {
+                continue;
+            };
+            if list_match(filter, task) {
+                list_copy(task, byte_budget, bytes, out)?;
+                copied += 1;
+                if copied >= copy_most {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok((known_to != TaskId::MAX).then_some(known_to))
     }
 
     /// How many tasks a list with this filter can hold at most: every task, when nothing
@@ -1539,6 +1614,78 @@ mod tests {
                 .message
                 .contains("larger than 400 bytes")
         );
+    }
+
+    #[test]
+    fn running_tasks_are_listed_from_the_agents_in_id_order_and_in_steps() {
+        let mut queue = TaskQueue::new();
+        let mut changes = Vec::new();
+        for i in 0..200 {
+            let mut task = NewTask::new(format!("t{i}"));
+            task.queue = if i % 2 == 0 { "even" } else { "odd" }.into();
+            queue.add(task, 1, &mut changes);
+        }
+        // Three agents claim in turns, so each one's tasks are spread over the ids.
+        for i in 0..60 {
+            let agent = ["a", "b", "c"][i % 3];
+            claim(&mut queue, agent, &[], 100).unwrap();
+        }
+        let scan = |filter: &TaskFilter| -> Vec<TaskId> {
+            // Every status: the scan, not the running tasks' index.
+            let all = TaskFilter {
+                statuses: Vec::new(),
+                ..filter.clone()
+            };
+            let mut out = Vec::new();
+            queue
+                .list_step(
+                    &all,
+                    None,
+                    usize::MAX,
+                    usize::MAX,
+                    usize::MAX,
+                    &mut 0,
+                    &mut out,
+                )
+                .unwrap();
+            out.iter()
+                .filter(|t| t.status == TaskStatus::Running)
+                .map(|t| t.id)
+                .collect()
+        };
+        let read = |filter: &TaskFilter, look_at: usize, copy_most: usize| {
+            let (mut out, mut bytes, mut after) = (Vec::new(), 0, None);
+            while let Some(id) = queue
+                .list_step(
+                    filter,
+                    after,
+                    look_at,
+                    copy_most,
+                    usize::MAX,
+                    &mut bytes,
+                    &mut out,
+                )
+                .unwrap()
+            {
+                after = Some(id);
+            }
+            out.iter().map(|t| t.id).collect::<Vec<_>>()
+        };
+        for (queue_name, agent) in [(None, None), (Some("even"), None), (None, Some("b"))] {
+            let filter = TaskFilter {
+                statuses: vec![TaskStatus::Running],
+                queue: queue_name.map(String::from),
+                agent: agent.map(String::from),
+                ..TaskFilter::default()
+            };
+            let expected = scan(&filter);
+            assert!(!expected.is_empty());
+            assert_eq!(read(&filter, usize::MAX, usize::MAX), expected);
+            for (look_at, copy_most) in [(1, 1), (2, 5), (7, 3), (100, 4)] {
+                assert_eq!(read(&filter, look_at, copy_most), expected, "{filter:?}");
+            }
+        }
+        assert_eq!(scan(&TaskFilter::default()).len(), 60);
     }
 
     #[test]

@@ -15,14 +15,14 @@
 //! it answers again.
 //!
 //! - [`process`]: starting and stopping a task's processes, and the guard that kills them
-//!   if the worker dies; [`outcome`]: what an exit means; [`signals`]: SIGTERM/SIGINT;
+//!   if the worker dies; [`outcome`]: what an exit means; [`signals`](super::signals):
+//!   SIGTERM/SIGINT;
 //!   [`pool`]: the reused threads that read each task's output and wait for its shell.
 
 pub(crate) mod outcome;
 mod output;
 mod pool;
 mod process;
-mod signals;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod spawn;
 
@@ -41,6 +41,7 @@ use super::cli::WorkArgs;
 use super::connection::Client;
 use super::exit::{AT_LIMIT, CliError, EMPTY, FAILURE, OK, UNREACHABLE};
 use super::output as say;
+use super::signals;
 use crate::protocol::{DoneFirst, Renew, Request, Response, RunEnd, Task, TaskId, TaskStatus};
 
 /// How long a parked claim waits before it is asked again.
@@ -260,7 +261,7 @@ impl<'s> Worker<'s> {
         guard: Guard,
     ) -> Result<Worker<'s>, CliError> {
         let (sender, events) = mpsc::channel();
-        let signal_pipe = signals::install()
+        let signal_pipe = signals::install(&[libc::SIGTERM, libc::SIGINT])
             .map_err(|e| CliError::new(FAILURE, format!("cannot handle signals: {e}")))?;
         spawn_signal_thread(signal_pipe, sender.clone());
         spawn_ticker(sender.clone());

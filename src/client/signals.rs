@@ -1,5 +1,6 @@
-//! SIGTERM and SIGINT for a worker: each one becomes a byte on a pipe, which a thread turns
-//! into a message for the worker's loop (a signal handler may do little else).
+//! Signals for a command with a loop of its own (`vapora work`: SIGTERM and SIGINT;
+//! `vapora top`: those and SIGHUP): each one becomes a byte on a pipe, which a thread turns
+//! into a message for the loop (a signal handler may do little else).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,15 +15,16 @@ extern "C" fn on_signal(_: libc::c_int) {
     if fd >= 0 {
         let byte = 1u8;
         // SAFETY: write is async-signal-safe; a full pipe drops the byte, which is fine
-        // (the loop only counts signals up to two).
+        // (the loops only count signals up to two).
         unsafe {
             libc::write(fd, (&byte as *const u8).cast(), 1);
         }
     }
 }
 
-/// Installs the handlers; returns the pipe's read end, one byte per signal.
-pub fn install() -> io::Result<File> {
+/// Installs the handlers for `signals`; returns the pipe's read end, one byte per signal.
+/// Once per process: every handler writes to the one pipe.
+pub fn install(signals: &[libc::c_int]) -> io::Result<File> {
     let mut fds: [RawFd; 2] = [0; 2];
     // SAFETY: pipe2 fills the array; the write end is non-blocking so a handler never
     // blocks.
@@ -35,7 +37,7 @@ pub fn install() -> io::Result<File> {
         libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
     SIGNAL_PIPE.store(fds[1], Ordering::Relaxed);
-    for signal in [libc::SIGTERM, libc::SIGINT] {
+    for &signal in signals {
         // SAFETY: the handler only calls write(2); SA_RESTART keeps blocking calls going.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
