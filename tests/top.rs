@@ -223,14 +223,7 @@ fn top_shows_counts_new_tasks_and_a_cancel_by_keypress_then_leaves_a_clean_termi
 
     // q: top exits 0 and its screen is gone.
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("top's exit", |s| s.contains("TOP-EXITED"));
-    assert!(screen.contains("TOP-EXITED 0"), "{screen}");
-    for text in DASHBOARD_TEXTS {
-        assert!(
-            !screen.contains(text),
-            "{text} left on the screen:\n{screen}"
-        );
-    }
+    assert_exited_cleanly(&tmux);
 }
 
 #[test]
@@ -291,14 +284,7 @@ fn sigterm_puts_the_terminal_back() {
     let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
     let top: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
     common::signal(top, libc::SIGTERM);
-    let screen = tmux.wait_for("top's exit", |s| s.contains("TOP-EXITED"));
-    assert!(screen.contains("TOP-EXITED 0"), "{screen}");
-    for text in DASHBOARD_TEXTS {
-        assert!(
-            !screen.contains(text),
-            "{text} left on the screen:\n{screen}"
-        );
-    }
+    assert_exited_cleanly(&tmux);
 }
 
 #[test]
@@ -322,4 +308,16 @@ fn top_without_a_terminal_says_so() {
         String::from_utf8_lossy(&output.stderr).contains("vapora: top draws a live dashboard"),
         "{output:?}"
     );
+}
+
+/// top exited 0 and left none of its screen behind.
+fn assert_exited_cleanly(tmux: &Tmux) {
+    let screen = tmux.wait_for("top's exit", |s| s.contains("TOP-EXITED"));
+    assert!(screen.contains("TOP-EXITED 0"), "{screen}");
+    for text in DASHBOARD_TEXTS {
+        assert!(
+            !screen.contains(text),
+            "{text} left on the screen:\n{screen}"
+        );
+    }
 }
