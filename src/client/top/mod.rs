@@ -102,7 +102,7 @@ pub fn run(session: &Session) -> Result<i32, CliError> {
     // Once the terminal is in raw mode: keys come one by one.
     spawn("top-input", move || read_input(&to_loop))
         .map_err(|e| failed("cannot read the terminal", e))?;
-    let mut dashboard = Dashboard::new(session.socket.display().to_string());
+    let mut dashboard = Dashboard::new(session.location());
     let outcome = show(&mut screen, &mut dashboard, &messages, &inbox, &asks);
     drop(screen);
     outcome.map(|()| OK)

@@ -128,6 +128,7 @@ pub struct Outcome {
 
 #[derive(Debug)]
 pub struct Dashboard {
+    /// Where the daemon is: its socket, or the `ssh://` address of `--host`.
     pub socket: String,
     pub link: Link,
     /// Why the event stream is down, while it is.
