@@ -123,7 +123,7 @@ impl SshTarget {
     /// The command that reaches `vapora proxy` on the host: `VAPORA_SSH` (split on blanks)
     /// or `ssh`, then `-T`, the port, the destination and the remote command (ssh hands it
     /// to the remote user's shell, so the socket path is quoted for it).
-    pub fn command(&self, expect_uid: Option<&str>) -> Result<Command, String> {
+    pub fn command(&self, expect_uid: Option<&str>) -> Command {
         let ssh = std::env::var("VAPORA_SSH").unwrap_or_default();
         let mut words = ssh.split_whitespace();
         let program = words.next().unwrap_or("ssh");
@@ -146,13 +146,13 @@ impl SshTarget {
             remote.push(uid.to_string());
         }
         command.arg("--").arg(destination).arg(quote_words(&remote));
-        Ok(command)
+        command
     }
 
     /// Starts the command with its stdin and stdout on one end of a socket pair, and
     /// returns the other end. Its stderr is kept (`SshChild::failure` quotes it).
     pub fn start(&self, expect_uid: Option<&str>) -> io::Result<(UnixStream, SshChild)> {
-        let mut command = self.command(expect_uid).map_err(io::Error::other)?;
+        let mut command = self.command(expect_uid);
         let (ours, theirs) = UnixStream::pair()?;
         let theirs_too = theirs.try_clone()?;
         command
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn the_remote_command_quotes_the_socket_for_the_remote_shell() {
         let target = SshTarget::parse("ssh://u@h:2200/tmp/my dir/$x.sock").unwrap();
-        let command = target.command(Some("1000")).unwrap();
+        let command = target.command(Some("1000"));
         let args: Vec<String> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
